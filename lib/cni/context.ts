@@ -1,0 +1,56 @@
+import { parseCniArgs } from './cni-args.ts';
+import type { NetConf } from './conf.ts';
+import type { CniEnv } from './env.ts';
+import type { Exec } from '../exec.ts';
+import type { Logger } from './log.ts';
+import type { DelegateCommand, Plugin, PluginContext, PluginResolver } from './plugin.ts';
+import type { Result } from './result.ts';
+import { Undo } from './undo.ts';
+import { delegate } from './delegate.ts';
+
+/** What the process gives a verb: kept by the core so plugins need not see env or stdin. */
+export interface Invocation {
+  env: CniEnv;
+  /** The whole environment, passed on unchanged to delegated plugins. */
+  rawEnv: Readonly<Record<string, string | undefined>>;
+  conf: NetConf;
+  cniVersion: string;
+  prevResult: Result | undefined;
+  exec: Exec;
+  log: Logger;
+  resolve: PluginResolver;
+  /** Identity (dev:ino) of this executable, to recognise ourselves in CNI_PATH. */
+  self: string | undefined;
+}
+
+export function createContext(inv: Invocation): PluginContext {
+  return {
+    command: inv.env.command as DelegateCommand,
+    containerId: inv.env.containerId,
+    netns: inv.env.netns,
+    ifname: inv.env.ifname,
+    conf: inv.conf,
+    cniVersion: inv.cniVersion,
+    prevResult: inv.prevResult,
+    cniArgs: (known) => parseCniArgs(inv.env.cniArgs, known),
+    exec: inv.exec,
+    log: inv.log,
+    undo: () => new Undo(inv.log),
+    delegate: (type, command, conf) => delegate(inv, type, command, conf),
+  };
+}
+
+export async function runVerb(plugin: Plugin, ctx: PluginContext): Promise<Result | undefined> {
+  switch (ctx.command) {
+    case 'ADD':
+      return plugin.add(ctx);
+    case 'DEL':
+      return void (await plugin.del(ctx));
+    case 'CHECK':
+      return void (await plugin.check(ctx));
+    case 'GC':
+      return void (await plugin.gc?.(ctx));
+    case 'STATUS':
+      return void (await plugin.status?.(ctx));
+  }
+}

@@ -1,0 +1,67 @@
+import { appendFileSync } from 'node:fs';
+
+export const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type Level = (typeof LEVELS)[number];
+
+export interface Logger {
+  error(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  enabled(level: Level): boolean;
+}
+
+export interface LogSettings {
+  level: Level;
+  /** Lines also go to this file (appended), for runtimes that swallow stderr. */
+  file?: string;
+}
+
+const isLevel = (s: string): s is Level => (LEVELS as readonly string[]).includes(s);
+
+/**
+ * TSCNI_LOG is `LEVEL`, `PATH` or `LEVEL:PATH` (e.g. `debug:/var/log/tscni.log`). The config's
+ * `log: {level, file}` applies when the variable is unset.
+ */
+export function parseLogSettings(variable: string | undefined, conf?: { level?: unknown; file?: unknown }): LogSettings {
+  const settings: LogSettings = { level: 'warn' };
+  if (conf && typeof conf.level === 'string' && isLevel(conf.level)) settings.level = conf.level;
+  if (conf && typeof conf.file === 'string' && conf.file.startsWith('/')) settings.file = conf.file;
+  if (!variable) return settings;
+  const colon = variable.indexOf(':');
+  const head = colon < 0 ? variable : variable.slice(0, colon);
+  if (isLevel(head)) {
+    settings.level = head;
+    if (colon >= 0 && variable.slice(colon + 1).startsWith('/')) settings.file = variable.slice(colon + 1);
+  } else if (variable.startsWith('/')) {
+    settings.level = 'info';
+    settings.file = variable;
+  }
+  return settings;
+}
+
+/** One JSON line per event: on stderr (the runtime's log) and, if set, in the log file. */
+export function createLogger(settings: LogSettings, context: Record<string, unknown>, writeStderr: (line: string) => void): Logger {
+  const rank = LEVELS.indexOf(settings.level);
+  const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
+    if (LEVELS.indexOf(level) > rank) return;
+    const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...context, ...fields }) + '\n';
+    writeStderr(line);
+    if (settings.file) {
+      try {
+        appendFileSync(settings.file, line, { mode: 0o600 });
+      } catch {
+        // a log file we cannot write must never fail the network operation
+      }
+    }
+  };
+  return {
+    error: (m, f) => emit('error', m, f),
+    warn: (m, f) => emit('warn', m, f),
+    info: (m, f) => emit('info', m, f),
+    debug: (m, f) => emit('debug', m, f),
+    enabled: (level) => LEVELS.indexOf(level) <= rank,
+  };
+}
+
+export const silentLogger: Logger = { error() {}, warn() {}, info() {}, debug() {}, enabled: () => false };

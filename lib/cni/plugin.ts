@@ -1,0 +1,48 @@
+import type { NetConf } from './conf.ts';
+import type { Command } from './env.ts';
+import type { Exec } from '../exec.ts';
+import type { Logger } from './log.ts';
+import type { Result } from './result.ts';
+import type { Undo } from './undo.ts';
+
+export type DelegateCommand = Exclude<Command, 'VERSION'>;
+
+/** Everything a plugin verb may use. Plugins never read process.env, stdin or stdout. */
+export interface PluginContext {
+  readonly command: DelegateCommand;
+  readonly containerId: string;
+  /** Namespace path; '' on a DEL whose runtime no longer has one, and on GC/STATUS. */
+  readonly netns: string;
+  readonly ifname: string;
+  /** The config as received, with unknown keys: parse it with the plugin's own schema. */
+  readonly conf: NetConf;
+  readonly cniVersion: string;
+  /** prevResult of any spec version, converted to the newest shape. */
+  readonly prevResult: Result | undefined;
+  /** CNI_ARGS as key → value, validated against the keys this plugin knows (code 4 otherwise). */
+  cniArgs(known: readonly string[]): Record<string, string>;
+  readonly exec: Exec;
+  readonly log: Logger;
+  /** A compensation stack for this verb: `await using undo = ctx.undo()`. */
+  undo(): Undo;
+  /**
+   * Runs a delegated plugin (IPAM) with the same environment: in-process when CNI_PATH resolves
+   * it to this very executable, by exec otherwise. `conf` defaults to the config we received.
+   */
+  delegate(type: string, command: DelegateCommand, conf?: Record<string, unknown>): Promise<Result | undefined>;
+}
+
+export interface Plugin {
+  readonly name: string;
+  readonly summary: string;
+  add(ctx: PluginContext): Promise<Result>;
+  del(ctx: PluginContext): Promise<void>;
+  check(ctx: PluginContext): Promise<void>;
+  gc?(ctx: PluginContext): Promise<void>;
+  status?(ctx: PluginContext): Promise<void>;
+}
+
+export const definePlugin = (plugin: Plugin): Plugin => plugin;
+
+/** Finds our own implementation of a plugin type, for in-process delegation. */
+export type PluginResolver = (type: string) => Promise<Plugin | undefined>;

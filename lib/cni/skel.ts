@@ -1,0 +1,86 @@
+import { NetConf, parseConf, parseJsonObject } from './conf.ts';
+import { parseEnv } from './env.ts';
+import { CniError, ErrorCode, toCniError } from './errors.ts';
+import type { Exec } from '../exec.ts';
+import { createLogger, parseLogSettings, type Logger } from './log.ts';
+import { createContext, runVerb } from './context.ts';
+import type { Plugin, PluginResolver } from './plugin.ts';
+import { convertResult, parseResult } from './result.ts';
+import { atLeast, isSupported, LATEST_VERSION, SUPPORTED_VERSIONS, UNVERSIONED } from './versions.ts';
+
+/** The process as seen by the core: injected, so the whole protocol runs in unit tests. */
+export interface PluginIo {
+  env: Readonly<Record<string, string | undefined>>;
+  readStdin(): string;
+  writeStdout(text: string): void;
+  writeStderr(text: string): void;
+  exec: Exec;
+  resolve: PluginResolver;
+  self: string | undefined;
+}
+
+const MAX_STDIN = 16 * 1024 * 1024;
+
+/** Runs one CNI invocation of `plugin` and returns the exit code. Never throws. */
+export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
+  let stdin = '';
+  let cniVersion: string | undefined;
+  let log: Logger | undefined;
+  try {
+    try {
+      stdin = io.readStdin();
+    } catch (err) {
+      throw new CniError(ErrorCode.ioFailure, `error reading from stdin: ${(err as Error).message}`);
+    }
+    cniVersion = sniffVersion(stdin);
+    const env = parseEnv(io.env);
+    if (env.command === 'VERSION') {
+      io.writeStdout(JSON.stringify({ cniVersion: cniVersion ?? LATEST_VERSION, supportedVersions: SUPPORTED_VERSIONS }));
+      return 0;
+    }
+    if (stdin.length > MAX_STDIN) throw new CniError(ErrorCode.ioFailure, `network config larger than ${MAX_STDIN} bytes`);
+    const raw = parseJsonObject(stdin);
+    const conf = parseConf(NetConf(), raw);
+    const version = conf.cniVersion ?? UNVERSIONED;
+    if (!isSupported(version)) {
+      throw new CniError(ErrorCode.incompatibleVersion, 'incompatible CNI versions', `config is ${JSON.stringify(version)}, plugin supports ${JSON.stringify(SUPPORTED_VERSIONS)}`);
+    }
+    if (env.command === 'CHECK' && !atLeast(version, '0.4.0')) {
+      throw new CniError(ErrorCode.incompatibleVersion, `config version ${version} does not allow CHECK`, 'CHECK needs cniVersion 0.4.0 or later');
+    }
+    if ((env.command === 'GC' || env.command === 'STATUS') && !atLeast(version, '1.1.0')) {
+      throw new CniError(ErrorCode.incompatibleVersion, `config version ${version} does not allow ${env.command}`, `${env.command} needs cniVersion 1.1.0 or later`);
+    }
+    const logConf = typeof raw.log === 'object' && raw.log !== null ? (raw.log as Record<string, unknown>) : undefined;
+    log = createLogger(parseLogSettings(io.env.TSCNI_LOG, logConf), { plugin: plugin.name, command: env.command, containerId: env.containerId || undefined, ifname: env.ifname || undefined }, io.writeStderr);
+    const prevResult = conf.prevResult === undefined || conf.prevResult === null ? undefined : parseResult(conf.prevResult, version);
+    const ctx = createContext({ env, rawEnv: io.env, conf, cniVersion: version, prevResult, exec: io.exec, log, resolve: io.resolve, self: io.self });
+    log.debug('start', { netns: env.netns || undefined, cniVersion: version });
+    const result = await runVerb(plugin, ctx);
+    if (env.command === 'ADD') {
+      if (!result) throw new CniError(ErrorCode.internal, `${plugin.name} returned no result`);
+      io.writeStdout(JSON.stringify(convertResult(result, version)));
+    }
+    log.debug('done');
+    return 0;
+  } catch (err) {
+    const cniErr = toCniError(err);
+    (log ?? createLogger(parseLogSettings(io.env.TSCNI_LOG), { plugin: plugin.name }, io.writeStderr)).error(cniErr.message, {
+      code: cniErr.code,
+      details: cniErr.details,
+      ...(cniErr.code === ErrorCode.internal && err instanceof Error && err.stack ? { stack: err.stack } : {}),
+    });
+    io.writeStdout(JSON.stringify(cniErr.toJSON(cniVersion)));
+    return 1;
+  }
+}
+
+/** The config's cniVersion if it can be read at all: errors echo it back, as the spec asks. */
+function sniffVersion(stdin: string): string | undefined {
+  try {
+    const v = (JSON.parse(stdin) as { cniVersion?: unknown })?.cniVersion;
+    return typeof v === 'string' && v.length < 32 ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,90 @@
+import { spawn, spawnSync } from 'node:child_process';
+
+/** What a finished process left: its argv, exit status and output. */
+export interface ProcessOutput {
+  argv: readonly string[];
+  status: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A process that failed, as one value a human can read: argv, exit code, stderr and cause. */
+export class ProcessError extends Error {
+  readonly argv: readonly string[];
+  readonly status: number | null;
+  readonly stderr: string;
+  readonly stdout: string;
+
+  constructor(out: ProcessOutput, cause?: unknown) {
+    const how = out.signal ? `killed by ${out.signal}` : `exit ${out.status}`;
+    const said = out.stderr.trim().split('\n').slice(-3).join(' | ');
+    super(`${out.argv.join(' ')}: ${how}${said ? `: ${said}` : ''}`, { cause });
+    this.name = 'ProcessError';
+    this.argv = out.argv;
+    this.status = out.status;
+    this.stderr = out.stderr;
+    this.stdout = out.stdout;
+  }
+}
+
+export interface RunOptions {
+  input?: string;
+  env?: Record<string, string | undefined>;
+  /** Return a failed process's output instead of throwing. */
+  allowFailure?: boolean;
+  /** Pass the child's stderr straight to ours (delegated plugins). */
+  inheritStderr?: boolean;
+}
+
+/** Spawns processes. Injected so tests can count and observe spawns. */
+export interface Exec {
+  run(argv: readonly string[], options?: RunOptions): ProcessOutput;
+  runAsync(argv: readonly string[], options?: RunOptions): Promise<ProcessOutput>;
+}
+
+function finish(out: ProcessOutput, options: RunOptions | undefined, error?: Error): ProcessOutput {
+  if (error) throw new ProcessError({ ...out, stderr: out.stderr || error.message }, error);
+  if (out.status !== 0 && !options?.allowFailure) throw new ProcessError(out);
+  return out;
+}
+
+export const processExec: Exec = {
+  run(argv, options) {
+    const [file, ...args] = argv;
+    const r = spawnSync(file!, args, {
+      input: options?.input,
+      env: (options?.env ?? process.env) as NodeJS.ProcessEnv,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', options?.inheritStderr ? 'inherit' : 'pipe'],
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    return finish({ argv, status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }, options, r.error);
+  },
+
+  runAsync(argv, options) {
+    return new Promise((resolve, reject) => {
+      const [file, ...args] = argv;
+      const child = spawn(file!, args, {
+        env: (options?.env ?? process.env) as NodeJS.ProcessEnv,
+        stdio: ['pipe', 'pipe', options?.inheritStderr ? 'inherit' : 'pipe'],
+      });
+      const stdout: Buffer[] = [];
+      const stderr: Buffer[] = [];
+      child.stdout!.on('data', (b: Buffer) => stdout.push(b));
+      child.stderr?.on('data', (b: Buffer) => stderr.push(b));
+      let spawnError: Error | undefined;
+      child.on('error', (e) => (spawnError = e));
+      child.stdin!.on('error', () => {}); // a child that exits without reading stdin is not our failure
+      child.stdin!.end(options?.input ?? '');
+      child.on('close', (status, signal) => {
+        const out = { argv, status, signal, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') };
+        try {
+          resolve(finish(out, options, spawnError));
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+  },
+};

@@ -1,0 +1,16 @@
+import type { Plugin } from '../lib/cni/plugin.ts';
+
+/**
+ * Every plugin this executable implements, by the name it is invoked as. Each loads lazily, so
+ * an ADD pays only for the code of its own plugin.
+ */
+export const PLUGINS: Record<string, () => Promise<{ default: Plugin }>> = {
+  loopback: () => import('./loopback/index.ts'),
+};
+
+export const pluginNames = (): string[] => Object.keys(PLUGINS);
+
+export async function loadPlugin(name: string): Promise<Plugin | undefined> {
+  const load = PLUGINS[name];
+  return load ? (await load()).default : undefined;
+}
