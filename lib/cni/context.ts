@@ -37,6 +37,7 @@ export function createContext(inv: Invocation): PluginContext {
     log: inv.log,
     undo: () => new Undo(inv.log),
     delegate: (type, command, conf) => delegate(inv, type, command, conf),
+    withConf: (conf, prevResult) => createContext({ ...inv, conf: { ...conf, name: inv.conf.name }, prevResult }),
   };
 }
 

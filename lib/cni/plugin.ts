@@ -30,6 +30,8 @@ export interface PluginContext {
    * it to this very executable, by exec otherwise. `conf` defaults to the config we received.
    */
   delegate(type: string, command: DelegateCommand, conf?: Record<string, unknown>): Promise<Result | undefined>;
+  /** The same invocation with another config: to call a plugin of ours in-process (vxlan → bridge). */
+  withConf(conf: Record<string, unknown>, prevResult?: Result): PluginContext;
 }
 
 export interface Plugin {

@@ -1,0 +1,27 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CNITOOL, OUR_BIN, ROOT } from './paths.ts';
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when any source is newer than the binary, and cnitool once. */
+export default function setup(): void {
+  const bin = join(OUR_BIN, 'tscni');
+  const sources = Math.max(...['lib', 'plugins', 'ipam'].map((d) => newestSource(join(ROOT, d))), statSync(join(ROOT, 'main.ts')).mtimeMs);
+  if (!process.env.TSCNI_NO_BUILD && (!existsSync(bin) || statSync(bin).mtimeMs < sources)) {
+    execFileSync('node', [join(ROOT, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: ROOT });
+  }
+  if (!existsSync(CNITOOL)) {
+    mkdirSync(join(ROOT, '.tmp'), { recursive: true });
+    execFileSync('sh', [join(ROOT, '..', 'shared', 'tools', 'cnitool', 'build.sh')], { stdio: 'inherit', env: { ...process.env, OUT: CNITOOL } });
+  }
+}

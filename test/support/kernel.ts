@@ -1,0 +1,18 @@
+import { sh } from './scope.ts';
+
+/** `ip -json ARGS`, optionally inside a named netns. */
+export function ipJson<T = any>(args: string[], netnsName?: string): T {
+  const out = sh(['ip', ...(netnsName ? ['-n', netnsName] : []), '-json', ...args]);
+  return (out.trim() ? JSON.parse(out) : []) as T;
+}
+
+/** Whether `ping -c1` from a namespace reaches an address (test-made namespaces only). */
+export function pings(netnsName: string, address: string, extra: string[] = []): boolean {
+  const argv = ['ip', 'netns', 'exec', netnsName, 'ping', '-c', '1', '-W', '2', ...extra, address];
+  try {
+    sh(argv);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../lib/cni/log.ts';
+import { Undo } from '../../lib/cni/undo.ts';
+
+describe('Undo', () => {
+  it('runs compensations last-in-first-out when not committed, and never throws', async () => {
+    const order: string[] = [];
+    let undo!: Undo;
+    await expect(
+      (async () => {
+        await using u = new Undo(silentLogger);
+        undo = u;
+        u.push('a', () => order.push('a'));
+        u.push('b', () => {
+          throw new Error('boom');
+        });
+        u.push('c', async () => order.push('c'));
+        throw new Error('step failed');
+      })(),
+    ).rejects.toThrow('step failed');
+    expect(order).toEqual(['c', 'a']);
+    expect(undo.failures).toEqual(['b: boom']);
+  });
+
+  it('does nothing once committed', async () => {
+    const order: string[] = [];
+    {
+      await using u = new Undo(silentLogger);
+      u.push('a', () => order.push('a'));
+      u.commit();
+    }
+    expect(order).toEqual([]);
+  });
+});
