@@ -82,18 +82,59 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v = input;
+  for (const key of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[key] : undefined;
+  return v;
+}
+
+function kindOf(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  return Array.isArray(v) ? 'array' : typeof v;
+}
+
+/**
+ * A readable message for one issue. zod/mini carries no locale, so every built-in issue says only
+ * "Invalid input"; a schema's own message (e.g. `invalid CIDR`) is kept as it is.
+ */
+export function issueMessage(issue: z.core.$ZodIssue, input?: unknown): string {
+  if (issue.message && issue.message !== 'Invalid input') return issue.message;
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${issue.expected}, got ${kindOf(valueAt(input, issue.path))}`;
+    case 'too_small':
+      return `must be ${issue.origin === 'number' || issue.origin === 'bigint' ? '' : `${issue.origin} length `}${issue.inclusive ? '>=' : '>'} ${issue.minimum}`;
+    case 'too_big':
+      return `must be ${issue.origin === 'number' || issue.origin === 'bigint' ? '' : `${issue.origin} length `}${issue.inclusive ? '<=' : '<'} ${issue.maximum}`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'invalid_format':
+      return `invalid ${issue.format}`;
+    case 'not_multiple_of':
+      return `must be a multiple of ${issue.divisor}`;
+    case 'unrecognized_keys':
+      return `unknown keys ${issue.keys.join(', ')}`;
+    case 'invalid_union':
+      return 'matches none of the allowed forms';
+    default:
+      return 'invalid value';
+  }
+}
+
 /** Formats schema issues with their paths, e.g. `ipam.ranges.0.0.subnet: invalid CIDR`. */
-export function describeIssues(error: z.core.$ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+export function describeIssues(error: z.core.$ZodError, input?: unknown): string {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${issueMessage(i, input)}`).join('; ');
 }
 
 /** Validates a config object against a plugin schema: code 7 naming every offending key. */
 export function parseConf<S extends AnySchema>(schema: S, raw: unknown): z.infer<S> {
-  const parsed = z.safeParse(schema, canonicalizeKeys(raw, schema));
+  const input = canonicalizeKeys(raw, schema);
+  const parsed = z.safeParse(schema, input);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
     const where = first && first.path.length ? ` at ${first.path.join('.')}` : '';
-    throw new CniError(ErrorCode.invalidConfig, `invalid network config${where}: ${first?.message ?? 'invalid'}`, describeIssues(parsed.error));
+    throw new CniError(ErrorCode.invalidConfig, `invalid network config${where}: ${first ? issueMessage(first, input) : 'invalid'}`, describeIssues(parsed.error, input));
   }
   return parsed.data as z.infer<S>;
 }

@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { describeIssues } from './conf.ts';
 import { CniError, ErrorCode } from './errors.ts';
 import { lazy } from './lazy.ts';
 import { atLeast } from './versions.ts';
@@ -109,7 +110,7 @@ export function parseResult(raw: unknown, fallbackVersion: string): Result {
       : fallbackVersion;
   if (!atLeast(version, '0.3.0')) {
     const parsed = LegacyResult().safeParse(raw);
-    if (!parsed.success) throw resultDecodeError(parsed.error);
+    if (!parsed.success) throw resultDecodeError(parsed.error, raw);
     const { ip4, ip6, dns } = parsed.data;
     const legacy = [ip4, ip6].filter((c): c is LegacyIPConfig => !!c);
     return {
@@ -120,7 +121,7 @@ export function parseResult(raw: unknown, fallbackVersion: string): Result {
     };
   }
   const parsed = CurrentResult().safeParse(raw);
-  if (!parsed.success) throw resultDecodeError(parsed.error);
+  if (!parsed.success) throw resultDecodeError(parsed.error, raw);
   const { interfaces, ips, routes, dns } = parsed.data;
   return {
     cniVersion: version,
@@ -131,9 +132,8 @@ export function parseResult(raw: unknown, fallbackVersion: string): Result {
   };
 }
 
-function resultDecodeError(error: z.core.$ZodError): CniError {
-  const issues = error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-  return new CniError(ErrorCode.decodingFailure, 'cannot decode result', issues);
+function resultDecodeError(error: z.core.$ZodError, raw: unknown): CniError {
+  return new CniError(ErrorCode.decodingFailure, 'cannot decode result', describeIssues(error, raw));
 }
 
 /** Writes a result in the shape of `version`, as libcni's converters do. */
