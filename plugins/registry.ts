@@ -6,6 +6,7 @@ import type { Plugin } from '../lib/cni/plugin.ts';
  */
 export const PLUGINS: Record<string, () => Promise<{ default: Plugin }>> = {
   loopback: () => import('./loopback/index.ts'),
+  tuning: () => import('./tuning/index.ts'),
 };
 
 export const pluginNames = (): string[] => Object.keys(PLUGINS);

@@ -1,0 +1,103 @@
+import * as z from 'zod/mini';
+import { invalidConfig } from '../../lib/cni/errors.ts';
+import { lazy } from '../../lib/cni/lazy.ts';
+
+const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+/** A sysctl key: `net.` then dot- or slash-separated segments; `IFNAME` is replaced by CNI_IFNAME. */
+const SYSCTL_KEY = /^net[./][A-Za-z0-9_.\/-]+$/;
+// eslint-disable-next-line no-control-regex
+const SYSCTL_VALUE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/;
+
+const Overrides = {
+  sysctl: z.optional(z.nullable(z.record(z.string(), z.string()))),
+  mac: z.optional(z.string()),
+  promisc: z.optional(z.boolean()),
+  mtu: z.optional(z.number().check(z.int())),
+  allmulti: z.optional(z.boolean()),
+  txQLen: z.optional(z.number().check(z.int())),
+};
+
+export const TuningConf = lazy(() =>
+  z.looseObject({
+    name: z.string(),
+    dataDir: z.optional(z.string()),
+    ...Overrides,
+    runtimeConfig: z.optional(z.nullable(z.looseObject({ mac: z.optional(z.string()) }))),
+    args: z.optional(z.nullable(z.looseObject({ cni: z.optional(z.nullable(z.looseObject(Overrides))) }))),
+    'cni.dev/valid-attachments': z.optional(z.array(z.looseObject({ containerID: z.string(), ifname: z.string() }))),
+  }),
+);
+export type TuningConf = z.infer<ReturnType<typeof TuningConf>>;
+
+/** What tuning changes on the container interface, after every source is merged and checked. */
+export interface Tuning {
+  dataDir: string;
+  /** Sysctl paths relative to /proc/sys (slash-separated, IFNAME substituted) → value. */
+  sysctl: [string, string][];
+  mac?: string;
+  promisc: boolean;
+  mtu?: number;
+  allmulti?: boolean;
+  txQLen?: number;
+}
+
+export const DEFAULT_DATA_DIR = '/run/cni/tuning';
+
+/**
+ * Merges the config, CNI_ARGS `MAC`, runtimeConfig.mac and args.cni (that order, later wins, as the
+ * reference plugin) and validates every value before anything is touched.
+ */
+export function resolveTuning(conf: TuningConf, ifname: string, cniArgMac: string | undefined, allowlist: string[] | undefined): Tuning {
+  const a = conf.args?.cni ?? {};
+  const sysctl = { ...(conf.sysctl ?? {}), ...(a.sysctl ?? {}) };
+  const mac = a.mac ?? (conf.runtimeConfig?.mac || undefined) ?? (cniArgMac || undefined) ?? (conf.mac || undefined);
+  const mtu = a.mtu ?? (conf.mtu || undefined);
+  const txQLen = a.txQLen ?? conf.txQLen;
+  const dataDir = conf.dataDir || DEFAULT_DATA_DIR;
+  if (!dataDir.startsWith('/') || dataDir.split('/').includes('..')) throw invalidConfig(`invalid dataDir ${JSON.stringify(dataDir)}`, 'must be an absolute path without ".."');
+  if (mac !== undefined && !MAC.test(mac)) throw invalidConfig(`invalid MAC address ${JSON.stringify(mac)}`);
+  if (mtu !== undefined && (mtu < 68 || mtu > 65535)) throw invalidConfig(`invalid mtu ${mtu}`, 'must be between 68 and 65535');
+  if (txQLen !== undefined && (txQLen < 0 || txQLen > 0xffffffff)) throw invalidConfig(`invalid txQLen ${txQLen}`);
+  return {
+    dataDir,
+    sysctl: Object.entries(sysctl).map(([key, value]) => [sysctlPath(key, ifname, allowlist), checkValue(key, value)]),
+    ...(mac ? { mac: mac.toLowerCase() } : {}),
+    promisc: a.promisc ?? conf.promisc ?? false,
+    ...(mtu ? { mtu } : {}),
+    ...((a.allmulti ?? conf.allmulti) !== undefined ? { allmulti: (a.allmulti ?? conf.allmulti)! } : {}),
+    ...(txQLen !== undefined ? { txQLen } : {}),
+  };
+}
+
+/**
+ * `net.ipv4.conf.IFNAME.rp_filter` → `net/ipv4/conf/eth0/rp_filter`. Only keys of the (per-namespace)
+ * network subsystem, only those the allowlist file permits when it exists.
+ */
+export function sysctlPath(key: string, ifname: string, allowlist: string[] | undefined): string {
+  if (!SYSCTL_KEY.test(key)) throw invalidConfig(`invalid net sysctl key: ${JSON.stringify(key)}`, 'only net.* keys of the container namespace may be set');
+  if (allowlist && !allowlist.some((pattern) => new RegExp(pattern).test(key))) {
+    throw invalidConfig(`Sysctl ${key} is not allowed`, `allowed: ${allowlist.join(', ')}`);
+  }
+  // A key with slashes keeps its dots (interface names like eth0.100); otherwise dots separate.
+  const segments = (key.includes('/') ? key.split('/') : key.split('.')).map((s) => (s === 'IFNAME' ? ifname : s));
+  if (segments.some((s) => s === '' || s === '.' || s === '..')) throw invalidConfig(`invalid net sysctl key: ${JSON.stringify(key)}`);
+  return segments.join('/');
+}
+
+function checkValue(key: string, value: string): string {
+  if (!SYSCTL_VALUE.test(value)) throw invalidConfig(`invalid value for sysctl ${key}`, 'control characters are not allowed');
+  return value;
+}
+
+/** Allowlist file lines: one regular expression each (as /etc/cni/tuning/allowlist.conf). */
+export function parseAllowlist(text: string): string[] {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  for (const l of lines) {
+    try {
+      new RegExp(l);
+    } catch {
+      throw invalidConfig(`invalid sysctl allowlist entry ${JSON.stringify(l)}`);
+    }
+  }
+  return lines;
+}
