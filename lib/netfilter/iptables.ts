@@ -1,0 +1,72 @@
+import type { Exec } from '../exec.ts';
+import { NetfilterError } from './errors.ts';
+
+export type IpFamily = 4 | 6;
+
+const SAVE = { 4: 'iptables-save', 6: 'ip6tables-save' } as const;
+const RESTORE = { 4: 'iptables-restore', 6: 'ip6tables-restore' } as const;
+
+/** One rule as `iptables-save` prints it: `-A CHAIN <spec>`. */
+export interface SavedRule {
+  chain: string;
+  /** Everything after `-A CHAIN `, re-usable verbatim after `-D CHAIN `. */
+  spec: string;
+}
+
+/** A table as `iptables-save -t TABLE` prints it. */
+export interface SavedTable {
+  chains: string[];
+  rules: SavedRule[];
+}
+
+/** Reads one table (one spawn). */
+export async function iptablesSave(exec: Exec, family: IpFamily, table: string): Promise<SavedTable> {
+  const out = await exec.runAsync([SAVE[family], '-t', table], { allowFailure: true });
+  if (out.status !== 0) throw new NetfilterError(out, '');
+  return parseIptablesSave(out.stdout);
+}
+
+export function parseIptablesSave(text: string): SavedTable {
+  const chains: string[] = [];
+  const rules: SavedRule[] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith(':')) chains.push(line.slice(1).split(' ')[0]!);
+    else if (line.startsWith('-A ')) {
+      const rest = line.slice(3);
+      const space = rest.indexOf(' ');
+      rules.push(space < 0 ? { chain: rest, spec: '' } : { chain: rest.slice(0, space), spec: rest.slice(space + 1) });
+    }
+  }
+  return { chains, rules };
+}
+
+/**
+ * Applies `*TABLE … COMMIT` text with `--noflush` in one spawn: the kernel takes it as one
+ * transaction, so either every line applies or none does.
+ */
+export async function iptablesRestore(exec: Exec, family: IpFamily, script: string): Promise<void> {
+  if (script.trim() === '') return;
+  const out = await exec.runAsync([RESTORE[family], '-w', '--noflush'], { input: script, allowFailure: true });
+  if (out.status !== 0) throw new NetfilterError(out, script);
+}
+
+const CHAIN_NAME = /^[A-Za-z0-9_.-]{1,28}$/;
+
+export function validChainName(name: string): boolean {
+  return CHAIN_NAME.test(name);
+}
+
+/**
+ * A `--comment` argument for restore text. The text must already be free of control characters
+ * (one line); quotes and backslashes are escaped the way iptables-restore unescapes them.
+ */
+export function quoteComment(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(text)) throw new Error(`refusing control character in iptables comment ${JSON.stringify(text)}`);
+  return `"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/** Restore text for one table: `*nat`, the lines, `COMMIT`. Empty when there are no lines. */
+export function restoreScript(table: string, lines: readonly string[]): string {
+  return lines.length === 0 ? '' : `*${table}\n${lines.join('\n')}\nCOMMIT\n`;
+}

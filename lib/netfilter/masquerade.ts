@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto';
+import type { Exec } from '../exec.ts';
+import { formatCidr, formatIp, network, type Cidr, type Family } from '../net/ip.ts';
+import { iptablesRestore, iptablesSave, quoteComment, restoreScript, type SavedTable } from './iptables.ts';
+import { nftApply, nftComment, nftList, type NftObjects } from './nft.ts';
+
+/**
+ * Source NAT for a container's addresses, one set of rules per attachment, each tagged so DEL and GC
+ * find them without recomputing from a prevResult. The iptables shape is the reference plugins'
+ * (chain `CNI-<hash>`, comment `name: "NET" id: "ID"`), so rules either made are removed by both.
+ */
+export type MasqBackend = 'iptables' | 'nftables';
+
+export const MULTICAST: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
+export const NFT_TABLE = 'tscni_masquerade';
+export const NFT_CHAIN = 'postrouting';
+
+const hex = (text: string, length: number) => createHash('sha512').update(text).digest('hex').slice(0, length);
+
+/** The 24 hex digits naming one attachment: sha512(network + containerId), as the reference hashes chain names. */
+export const attachmentHash = (net: string, containerId: string): string => hex(net + containerId, 24);
+export const masqChain = (net: string, containerId: string): string => `CNI-${attachmentHash(net, containerId)}`;
+/** The reference's comment; JSON quoting stands in for Go's %q (same for printable names). */
+export const masqComment = (net: string, containerId: string): string => `name: ${JSON.stringify(net)} id: ${JSON.stringify(containerId)}`;
+const nftTag = (net: string, hash: string) => `tscni ${hex(net, 12)} ${hash}`;
+
+const subnetOf = (c: Cidr) => formatCidr({ ip: network(c), prefix: c.prefix });
+
+/** iptables-restore lines for one family's addresses of an attachment (pure). */
+export function planIptablesMasq(net: string, containerId: string, ips: readonly Cidr[]): string[] {
+  if (ips.length === 0) return [];
+  const family = ips[0]!.ip.family;
+  const chain = masqChain(net, containerId);
+  const comment = `-m comment --comment ${quoteComment(masqComment(net, containerId))}`;
+  return [
+    `:${chain} - [0:0]`,
+    ...ips.map((c) => `-A ${chain} -d ${subnetOf(c)} ${comment} -j ACCEPT`),
+    `-A ${chain} ! -d ${MULTICAST[family]} ${comment} -j MASQUERADE`,
+    ...ips.map((c) => `-A POSTROUTING -s ${formatIp(c.ip)}/${family === 4 ? 32 : 128} ${comment} -j ${chain}`),
+  ];
+}
+
+/** One nft script adding the attachment's rules, creating table and chain if missing (pure). */
+export function planNftMasq(net: string, containerId: string, ips: readonly Cidr[]): string {
+  if (ips.length === 0) return '';
+  const tag = nftComment(nftTag(net, attachmentHash(net, containerId)));
+  const lines = [
+    `add table inet ${NFT_TABLE}`,
+    `add chain inet ${NFT_TABLE} ${NFT_CHAIN} { type nat hook postrouting priority srcnat; policy accept; }`,
+    ...ips.map((c) => {
+      const f = c.ip.family === 4 ? 'ip' : 'ip6';
+      return `add rule inet ${NFT_TABLE} ${NFT_CHAIN} ${f} saddr ${formatIp(c.ip)} ${f} daddr != ${subnetOf(c)} ${f} daddr != ${MULTICAST[c.ip.family]} masquerade comment ${tag}`;
+    }),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+/** Adds masquerading for an attachment's addresses: one spawn per family (iptables) or one in all (nft). */
+export async function addMasquerade(exec: Exec, backend: MasqBackend, net: string, containerId: string, ips: readonly Cidr[]): Promise<void> {
+  if (backend === 'nftables') return nftApply(exec, planNftMasq(net, containerId, ips));
+  for (const family of [4, 6] as const) {
+    const mine = ips.filter((c) => c.ip.family === family);
+    await iptablesRestore(exec, family, restoreScript('nat', planIptablesMasq(net, containerId, mine)));
+  }
+}
+
+/** Which attachments of a network to remove: these container IDs, or all but these (GC). */
+export type MasqSelector = { only: readonly string[] } | { allBut: readonly string[] };
+
+function selects(net: string, selector: MasqSelector): (hash: string) => boolean {
+  const ids = new Set(('only' in selector ? selector.only : selector.allBut).map((id) => attachmentHash(net, id)));
+  return 'only' in selector ? (h) => ids.has(h) : (h) => !ids.has(h);
+}
+
+/** The comment of a saved rule, unescaped, if it has one. */
+export function savedComment(spec: string): string | undefined {
+  const m = /--comment "((?:[^"\\]|\\.)*)"/.exec(spec);
+  return m ? m[1]!.replace(/\\(.)/g, '$1') : undefined;
+}
+
+/** Restore lines removing the selected attachments' rules and chains from a saved nat table (pure). */
+export function planIptablesUnmasq(table: SavedTable, net: string, selector: MasqSelector): string[] {
+  const wanted = selects(net, selector);
+  const prefix = `name: ${JSON.stringify(net)} id: `;
+  const chainHash = (chain: string) => (/^CNI-[0-9a-f]{24}$/.test(chain) ? chain.slice(4) : undefined);
+  const doomed = new Set<string>();
+  const deletes: string[] = [];
+  for (const rule of table.rules) {
+    if (!savedComment(rule.spec)?.startsWith(prefix)) continue;
+    const own = chainHash(rule.chain);
+    if (own !== undefined) {
+      if (wanted(own)) doomed.add(rule.chain);
+      continue;
+    }
+    const target = / -j (CNI-[0-9a-f]{24})$/.exec(rule.spec)?.[1];
+    const hash = target && chainHash(target);
+    if (hash && wanted(hash)) {
+      deletes.push(`-D ${rule.chain} ${rule.spec}`);
+      doomed.add(target);
+    }
+  }
+  if ('only' in selector) {
+    for (const id of selector.only) if (table.chains.includes(masqChain(net, id))) doomed.add(masqChain(net, id));
+  }
+  const chains = [...doomed].filter((c) => table.chains.includes(c));
+  return [...deletes, ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`)];
+}
+
+/** An nft script deleting the selected attachments' rules by handle (pure). */
+export function planNftUnmasq(objects: NftObjects, net: string, selector: MasqSelector): string {
+  const wanted = selects(net, selector);
+  const prefix = `tscni ${hex(net, 12)} `;
+  const lines = objects.rules
+    .filter((r) => r.table === NFT_TABLE && r.chain === NFT_CHAIN && r.comment?.startsWith(prefix) && wanted(r.comment.slice(prefix.length)))
+    .map((r) => `delete rule inet ${NFT_TABLE} ${NFT_CHAIN} handle ${Number(r.handle)}`);
+  return lines.length ? lines.join('\n') + '\n' : '';
+}
+
+/**
+ * Removes the selected attachments' masquerade rules, found by their tag. Nothing found is
+ * success; a read costs one spawn per family, a change one more.
+ */
+export async function removeMasquerade(exec: Exec, backend: MasqBackend, net: string, selector: MasqSelector, families: readonly Family[] = [4, 6]): Promise<void> {
+  if (backend === 'nftables') {
+    const objects = await nftList(exec, ['chain', 'inet', NFT_TABLE, NFT_CHAIN]);
+    return nftApply(exec, planNftUnmasq(objects, net, selector));
+  }
+  for (const family of families) {
+    const lines = planIptablesUnmasq(await iptablesSave(exec, family, 'nat'), net, selector);
+    await iptablesRestore(exec, family, restoreScript('nat', lines));
+  }
+}

@@ -1,0 +1,65 @@
+import type { Exec } from '../exec.ts';
+import { NetfilterError } from './errors.ts';
+
+/** `nft -j list …` output: `{nftables: [{metainfo}, {table}, {chain}, {rule}, …]}`. */
+export interface NftRule {
+  family: string;
+  table: string;
+  chain: string;
+  handle: number;
+  comment?: string;
+  expr?: unknown[];
+}
+
+export interface NftObjects {
+  tables: { family: string; name: string; handle: number }[];
+  chains: { family: string; table: string; name: string; handle: number }[];
+  rules: NftRule[];
+}
+
+/**
+ * Reads objects with `nft -j list ARGS` (one spawn). A table or chain that does not exist reads as
+ * empty, so teardown needs no existence check first.
+ */
+export async function nftList(exec: Exec, args: readonly string[]): Promise<NftObjects> {
+  const out = await exec.runAsync(['nft', '-j', 'list', ...args], { allowFailure: true });
+  if (out.status !== 0) {
+    if (/No such file or directory/.test(out.stderr)) return { tables: [], chains: [], rules: [] };
+    throw new NetfilterError(out, '');
+  }
+  return parseNftJson(out.stdout);
+}
+
+export function parseNftJson(text: string): NftObjects {
+  const objects: NftObjects = { tables: [], chains: [], rules: [] };
+  if (text.trim() === '') return objects;
+  const items = (JSON.parse(text) as { nftables?: Record<string, any>[] }).nftables ?? [];
+  for (const item of items) {
+    if (item.table) objects.tables.push(item.table);
+    else if (item.chain) objects.chains.push(item.chain);
+    else if (item.rule) objects.rules.push(item.rule);
+  }
+  return objects;
+}
+
+/** Runs an nft script with `nft -f -` in one spawn: one transaction, all or nothing. */
+export async function nftApply(exec: Exec, script: string): Promise<void> {
+  if (script.trim() === '') return;
+  const out = await exec.runAsync(['nft', '-f', '-'], { input: script, allowFailure: true });
+  if (out.status !== 0) throw new NetfilterError(out, script);
+}
+
+const NFT_WORD = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+
+/** Whether `name` may appear unquoted as a table or chain name in a script. */
+export function validNftName(name: string): boolean {
+  return NFT_WORD.test(name);
+}
+
+const COMMENT = /^[A-Za-z0-9 _.:=/+-]{1,127}$/;
+
+/** A quoted `comment "…"` value: nft strings cannot escape quotes, so only a safe alphabet passes. */
+export function nftComment(text: string): string {
+  if (!COMMENT.test(text)) throw new Error(`refusing nft comment ${JSON.stringify(text)}`);
+  return `"${text}"`;
+}
