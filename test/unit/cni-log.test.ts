@@ -1,0 +1,57 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLogger, parseLogSettings } from '../../lib/cni/log.ts';
+
+describe('parseLogSettings (TSCNI_LOG and the conf `log` key)', () => {
+  it('defaults to warn on stderr only', () => {
+    expect(parseLogSettings(undefined)).toEqual({ level: 'warn' });
+    expect(parseLogSettings('')).toEqual({ level: 'warn' });
+  });
+
+  it('TSCNI_LOG is LEVEL, PATH or LEVEL:PATH', () => {
+    expect(parseLogSettings('debug')).toEqual({ level: 'debug' });
+    expect(parseLogSettings('/var/log/tscni.log')).toEqual({ level: 'info', file: '/var/log/tscni.log' });
+    expect(parseLogSettings('error:/var/log/tscni.log')).toEqual({ level: 'error', file: '/var/log/tscni.log' });
+  });
+
+  it('ignores what it cannot use: unknown levels, relative paths', () => {
+    expect(parseLogSettings('verbose')).toEqual({ level: 'warn' });
+    expect(parseLogSettings('debug:relative.log')).toEqual({ level: 'debug' });
+    expect(parseLogSettings(undefined, { level: 'loud', file: 'x.log' })).toEqual({ level: 'warn' });
+  });
+
+  it('the conf key applies, and TSCNI_LOG overrides it', () => {
+    expect(parseLogSettings(undefined, { level: 'debug', file: '/tmp/a.log' })).toEqual({ level: 'debug', file: '/tmp/a.log' });
+    expect(parseLogSettings('error', { level: 'debug', file: '/tmp/a.log' })).toEqual({ level: 'error', file: '/tmp/a.log' });
+    expect(parseLogSettings('info:/tmp/b.log', { level: 'debug', file: '/tmp/a.log' })).toEqual({ level: 'info', file: '/tmp/b.log' });
+  });
+});
+
+describe('createLogger', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cni-log-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes JSON lines at or above its level, with context and fields', () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: 'info' }, { plugin: 'p' }, (l) => lines.push(l));
+    log.debug('hidden');
+    log.info('shown', { a: 1 });
+    log.error('bad');
+    expect(lines.map((l) => JSON.parse(l))).toEqual([
+      { time: expect.any(String), level: 'info', msg: 'shown', plugin: 'p', a: 1 },
+      { time: expect.any(String), level: 'error', msg: 'bad', plugin: 'p' },
+    ]);
+    expect(log.enabled('debug')).toBe(false);
+    expect(log.enabled('warn')).toBe(true);
+  });
+
+  it('appends to the file too', () => {
+    const file = join(dir, 'x.log');
+    const log = createLogger({ level: 'warn', file }, {}, () => {});
+    log.warn('one');
+    log.warn('two');
+    expect(readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).msg)).toEqual(['one', 'two']);
+  });
+});
