@@ -1,0 +1,94 @@
+import { convertResult, parseResult } from '../cni/result.ts';
+import { atLeast } from '../cni/versions.ts';
+
+type Obj = Record<string, unknown>;
+
+/**
+ * A plugin's result as libcni holds it: decoded into the Go struct of its spec version (unknown
+ * keys dropped, keys matched case-insensitively, empty fields omitted, `dns` always present) and
+ * re-encoded in struct field order. This is what cnitool prints and what libcni caches.
+ */
+export function toGoResult(raw: Obj, fallbackVersion: string): Obj {
+  const version = str(get(raw, 'cniVersion')) || fallbackVersion;
+  if (!KNOWN_RESULT_VERSIONS.has(version)) throw new Error(`unsupported CNI result version "${version}"`);
+  if (!atLeast(version, '0.3.0')) {
+    return omitEmpty({ cniVersion: version, ip4: legacyIp(get(raw, 'ip4')), ip6: legacyIp(get(raw, 'ip6')), dns: dns(get(raw, 'dns')) });
+  }
+  const v11 = atLeast(version, '1.1.0');
+  const v04 = !atLeast(version, '1.0.0');
+  return omitEmpty({
+    cniVersion: version,
+    interfaces: list(get(raw, 'interfaces')).map((i) =>
+      omitEmpty({
+        name: str(get(i, 'name')),
+        mac: str(get(i, 'mac')),
+        ...(v11 ? { mtu: num(get(i, 'mtu')) } : {}),
+        sandbox: str(get(i, 'sandbox')),
+        ...(v11 ? { socketPath: str(get(i, 'socketPath')), pciID: str(get(i, 'pciID')) } : {}),
+      }, ['name']),
+    ),
+    ips: list(get(raw, 'ips')).map((ip) =>
+      omitEmpty({
+        ...(v04 ? { version: str(get(ip, 'version')) } : {}),
+        interface: num(get(ip, 'interface')),
+        address: str(get(ip, 'address')),
+        gateway: str(get(ip, 'gateway')),
+      }, ['version', 'address', 'interface']),
+    ),
+    routes: list(get(raw, 'routes')).map((r) => route(r, v11)),
+    dns: dns(get(raw, 'dns')),
+  }, ['dns']);
+}
+
+/** Result versions libcni can decode, plus 1.1.0 (libcni ≥ 1.2). */
+const KNOWN_RESULT_VERSIONS = new Set(['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']);
+
+/** A result converted to another spec version (libcni's GetAsVersion), in Go struct shape. */
+export function goResultAsVersion(result: Obj, version: string): Obj {
+  const from = str(get(result, 'cniVersion')) || version;
+  if (from === version) return toGoResult(result, version);
+  return toGoResult(convertResult(parseResult(result, from), version), version);
+}
+
+function route(r: unknown, v11: boolean): Obj {
+  return omitEmpty({
+    dst: str(get(r, 'dst')),
+    gw: str(get(r, 'gw')),
+    ...(v11 ? { mtu: num(get(r, 'mtu')), advmss: num(get(r, 'advmss')), priority: num(get(r, 'priority')), table: num(get(r, 'table')), scope: num(get(r, 'scope')) } : {}),
+  }, ['dst', 'table', 'scope']);
+}
+
+function legacyIp(v: unknown): Obj | undefined {
+  if (!isObj(v)) return undefined;
+  return omitEmpty({ ip: str(get(v, 'ip')), gateway: str(get(v, 'gateway')), routes: list(get(v, 'routes')).map((r) => route(r, false)) }, ['ip']);
+}
+
+function dns(v: unknown): Obj {
+  const strings = (x: unknown) => (Array.isArray(x) ? x.filter((s): s is string => typeof s === 'string') : []);
+  return omitEmpty({ nameservers: strings(get(v, 'nameservers')), domain: str(get(v, 'domain')), search: strings(get(v, 'search')), options: strings(get(v, 'options')) });
+}
+
+/** Go's `omitempty`: drops "", 0, nil and empty lists; `keep` lists fields without omitempty or
+ * pointers (`*int`), which are dropped only when absent. */
+function omitEmpty(o: Obj, keep: readonly string[] = []): Obj {
+  const out: Obj = {};
+  for (const [k, v] of Object.entries(o)) {
+    const empty = v === undefined || v === '' || v === 0 || (Array.isArray(v) && v.length === 0);
+    if (!empty || (keep.includes(k) && v !== undefined)) out[k] = v;
+  }
+  return out;
+}
+
+/** Go's decoder matches struct fields case-insensitively; an exact match wins. */
+function get(o: unknown, key: string): unknown {
+  if (!isObj(o)) return undefined;
+  if (key in o) return o[key];
+  const lower = key.toLowerCase();
+  const found = Object.keys(o).find((k) => k.toLowerCase() === lower);
+  return found === undefined ? undefined : o[found];
+}
+
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
