@@ -1,0 +1,155 @@
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ipJson } from '../support/kernel.ts';
+import { OUR_BIN } from '../support/paths.ts';
+import { Scope, sh } from '../support/scope.ts';
+
+/**
+ * Bad input fed to the built binary (direct exec, as a runtime does). Each must give the right
+ * code, a clear message, exit 1, one JSON error on stdout, and change nothing. The plugin runs
+ * inside a "host" namespace of ours, so anything it did to its host would show there.
+ */
+
+type Env = Record<string, string | undefined>;
+interface Case {
+  name: string;
+  env?: Env;
+  stdin?: string | Buffer | Record<string, unknown>;
+  code: number;
+  msg: RegExp;
+}
+
+const conf = (extra: Record<string, unknown> = {}) => ({ cniVersion: '1.0.0', name: 'lo-net', type: 'loopback', ...extra });
+const raw = (text: string) => text;
+const mb = (n: number) => n * 1024 * 1024;
+
+const CASES: Case[] = [
+  // bad JSON: code 6
+  { name: 'empty stdin', stdin: raw(''), code: 6, msg: /^cannot decode network config/ },
+  { name: 'truncated JSON', stdin: raw('{"cniVersion":"1.0.0","name":'), code: 6, msg: /^cannot decode network config/ },
+  { name: 'trailing garbage', stdin: raw('{"cniVersion":"1.0.0","name":"n"}}'), code: 6, msg: /^cannot decode network config/ },
+  { name: 'JSON null', stdin: raw('null'), code: 6, msg: /expected a JSON object/ },
+  { name: 'JSON array', stdin: raw('[{"name":"n"}]'), code: 6, msg: /expected a JSON object/ },
+  { name: 'JSON string', stdin: raw('"loopback"'), code: 6, msg: /expected a JSON object/ },
+  { name: 'JSON number', stdin: raw('42'), code: 6, msg: /expected a JSON object/ },
+  { name: 'single quotes', stdin: raw("{'name':'n'}"), code: 6, msg: /^cannot decode network config/ },
+  { name: 'byte-order mark', stdin: raw('\ufeff{"cniVersion":"1.0.0","name":"n"}'), code: 6, msg: /^cannot decode network config/ },
+  { name: 'YAML', stdin: raw('cniVersion: 1.0.0\nname: n\n'), code: 6, msg: /^cannot decode network config/ },
+  { name: 'invalid UTF-8 bytes', stdin: Buffer.from([0xff, 0xfe, 0x7b]), code: 6, msg: /^cannot decode network config/ },
+  // wrong types: code 7 naming the key
+  { name: 'name missing', stdin: { cniVersion: '1.0.0', type: 'loopback' }, code: 7, msg: /at name: expected string, got nothing/ },
+  { name: 'name empty', stdin: conf({ name: '' }), code: 7, msg: /at name: missing network name/ },
+  { name: 'name a number', stdin: conf({ name: 7 }), code: 7, msg: /at name: expected string, got number/ },
+  { name: 'name null', stdin: conf({ name: null }), code: 7, msg: /at name: expected string, got null/ },
+  { name: 'name an object', stdin: conf({ name: { a: 1 } }), code: 7, msg: /at name: expected string, got object/ },
+  { name: 'cniVersion a number', stdin: conf({ cniVersion: 1 }), code: 7, msg: /at cniVersion: expected string, got number/ },
+  { name: 'type an array', stdin: conf({ type: ['loopback'] }), code: 7, msg: /at type: expected string, got array/ },
+  { name: 'ipam a string', stdin: conf({ ipam: 'host-local' }), code: 7, msg: /at ipam: expected object, got string/ },
+  { name: 'ipam.type a number', stdin: conf({ ipam: { type: 1 } }), code: 7, msg: /at ipam\.type: expected string, got number/ },
+  { name: 'args a string', stdin: conf({ args: 'x' }), code: 7, msg: /at args: expected record, got string/ },
+  { name: 'runtimeConfig an array', stdin: conf({ runtimeConfig: [] }), code: 7, msg: /at runtimeConfig: expected record, got array/ },
+  { name: 'runtimeConfig a number', stdin: conf({ runtimeConfig: 5 }), code: 7, msg: /at runtimeConfig: expected record, got number/ },
+  // prevResult that is no result: code 6
+  { name: 'prevResult a string', stdin: conf({ prevResult: 'x' }), code: 6, msg: /^cannot decode result$/ },
+  { name: 'prevResult ips not a list', stdin: conf({ prevResult: { cniVersion: '1.0.0', ips: 5 } }), code: 6, msg: /^cannot decode result$/ },
+  { name: 'prevResult 0.2.0 ip4 without ip', stdin: conf({ cniVersion: '0.2.0', prevResult: { cniVersion: '0.2.0', ip4: {} } }), code: 6, msg: /^cannot decode result$/ },
+  // unsupported versions: code 1
+  ...['0.5.0', '2.0.0', '1.0', 'v1.0.0', '', '1.0.0 ', 'x'.repeat(200)].map((v) => ({
+    name: `cniVersion ${JSON.stringify(v.slice(0, 12))}`,
+    stdin: conf({ cniVersion: v }),
+    code: 1,
+    msg: /^incompatible CNI versions$/,
+  })),
+  { name: 'CHECK at 0.3.1', env: { CNI_COMMAND: 'CHECK' }, stdin: conf({ cniVersion: '0.3.1' }), code: 1, msg: /does not allow CHECK/ },
+  { name: 'GC at 1.0.0', env: { CNI_COMMAND: 'GC' }, stdin: conf(), code: 1, msg: /does not allow GC/ },
+  { name: 'STATUS at 0.4.0', env: { CNI_COMMAND: 'STATUS' }, stdin: conf({ cniVersion: '0.4.0' }), code: 1, msg: /does not allow STATUS/ },
+  // bad env: code 4 naming the variable
+  { name: 'no CNI_COMMAND', env: { CNI_COMMAND: undefined }, code: 4, msg: /\[CNI_COMMAND\] missing/ },
+  { name: 'lower-case command', env: { CNI_COMMAND: 'add' }, code: 4, msg: /^unknown CNI_COMMAND: "add"$/ },
+  { name: 'two commands', env: { CNI_COMMAND: 'ADD;DEL' }, code: 4, msg: /^unknown CNI_COMMAND/ },
+  { name: 'no CNI_CONTAINERID', env: { CNI_CONTAINERID: undefined }, code: 4, msg: /\[CNI_CONTAINERID\] missing/ },
+  { name: 'empty CNI_CONTAINERID', env: { CNI_CONTAINERID: '' }, code: 4, msg: /\[CNI_CONTAINERID\] missing/ },
+  { name: 'no CNI_NETNS on ADD', env: { CNI_NETNS: undefined }, code: 4, msg: /\[CNI_NETNS\] missing/ },
+  { name: 'no CNI_NETNS on CHECK', env: { CNI_COMMAND: 'CHECK', CNI_NETNS: '' }, code: 4, msg: /\[CNI_NETNS\] missing/ },
+  { name: 'no CNI_IFNAME', env: { CNI_IFNAME: undefined }, code: 4, msg: /\[CNI_IFNAME\] missing/ },
+  { name: 'no CNI_IFNAME on DEL', env: { CNI_COMMAND: 'DEL', CNI_IFNAME: undefined }, code: 4, msg: /\[CNI_IFNAME\] missing/ },
+  { name: 'GC without CNI_PATH', env: { CNI_COMMAND: 'GC', CNI_PATH: undefined }, stdin: conf({ cniVersion: '1.1.0' }), code: 4, msg: /\[CNI_PATH\] missing/ },
+  { name: 'STATUS without CNI_PATH', env: { CNI_COMMAND: 'STATUS', CNI_PATH: undefined }, stdin: conf({ cniVersion: '1.1.0' }), code: 4, msg: /\[CNI_PATH\] missing/ },
+  { name: 'container ID starting with "-"', env: { CNI_CONTAINERID: '-rf' }, code: 4, msg: /\[CNI_CONTAINERID\]/ },
+  { name: 'container ID ".."', env: { CNI_CONTAINERID: '..' }, code: 4, msg: /\[CNI_CONTAINERID\]/ },
+  { name: 'container ID with a path', env: { CNI_CONTAINERID: 'a/../../etc/passwd' }, code: 4, msg: /\[CNI_CONTAINERID\]/ },
+  { name: 'container ID with a newline', env: { CNI_CONTAINERID: 'abc\nlink del lo' }, code: 4, msg: /\[CNI_CONTAINERID\]/ },
+  { name: 'container ID with a space', env: { CNI_CONTAINERID: 'abc def' }, code: 4, msg: /\[CNI_CONTAINERID\]/ },
+  { name: 'container ID with ";"', env: { CNI_CONTAINERID: 'abc;rm' }, code: 4, msg: /\[CNI_CONTAINERID\]/ },
+  { name: 'container ID of 256 chars', env: { CNI_CONTAINERID: 'a'.repeat(256) }, code: 4, msg: /\[CNI_CONTAINERID\]/ },
+  { name: 'container ID of 100 kB', env: { CNI_CONTAINERID: 'a'.repeat(100_000) }, code: 4, msg: /\[CNI_CONTAINERID\]/ },
+  { name: 'ifname of 16 chars', env: { CNI_IFNAME: 'eth0123456789012' }, code: 4, msg: /\[CNI_IFNAME\]/ },
+  { name: 'ifname of 10 kB', env: { CNI_IFNAME: 'e'.repeat(10_000) }, code: 4, msg: /\[CNI_IFNAME\]/ },
+  { name: 'ifname "."', env: { CNI_IFNAME: '.' }, code: 4, msg: /\[CNI_IFNAME\]/ },
+  { name: 'ifname ".."', env: { CNI_IFNAME: '..' }, code: 4, msg: /\[CNI_IFNAME\]/ },
+  { name: 'ifname with "/"', env: { CNI_IFNAME: 'a/b' }, code: 4, msg: /\[CNI_IFNAME\]/ },
+  { name: 'ifname with ":"', env: { CNI_IFNAME: 'eth0:1' }, code: 4, msg: /\[CNI_IFNAME\]/ },
+  { name: 'ifname with a space', env: { CNI_IFNAME: 'lo up' }, code: 4, msg: /\[CNI_IFNAME\]/ },
+  { name: 'ifname with a newline (batch injection)', env: { CNI_IFNAME: 'lo\nlink del lo' }, code: 4, msg: /\[CNI_IFNAME\]/ },
+  { name: 'relative netns', env: { CNI_NETNS: 'run/netns/x' }, code: 4, msg: /\[CNI_NETNS\]/ },
+  { name: 'netns with a newline', env: { CNI_NETNS: '/run/netns/x\nlink del lo' }, code: 4, msg: /\[CNI_NETNS\]/ },
+  { name: 'netns of 5 kB', env: { CNI_NETNS: '/' + 'n'.repeat(5000) }, code: 4, msg: /\[CNI_NETNS\]/ },
+  { name: 'CNI_ARGS of 100 kB', env: { CNI_ARGS: 'A=' + 'x'.repeat(100_000) }, code: 4, msg: /\[CNI_ARGS\]/ },
+  { name: 'several bad variables at once', env: { CNI_CONTAINERID: '-x', CNI_IFNAME: 'a b' }, code: 4, msg: /\[CNI_CONTAINERID,CNI_IFNAME\]/ },
+  // oversized config: code 5
+  { name: '20 MB stdin', stdin: raw(JSON.stringify(conf({ pad: 'x'.repeat(mb(20)) }))), code: 5, msg: /^network config larger than 16777216 bytes$/ },
+  // a namespace that is not there: code 3
+  { name: 'netns that does not exist', env: { CNI_NETNS: '/run/netns/tscni-no-such-netns' }, code: 3, msg: /does not exist/ },
+];
+
+describe('bad input to the built binary', () => {
+  const s = new Scope();
+  let host: { name: string; path: string };
+  let ctr: { name: string; path: string };
+  afterAll(() => s.dispose());
+
+  beforeAll(() => {
+    host = s.netns('h');
+    ctr = s.netns('c');
+    sh(['ip', '-n', ctr.name, 'link', 'set', 'lo', 'down']); // an ADD that wrongly went ahead would bring it up
+  });
+
+  /** Everything the plugin could have touched: its host namespace, the container's, and named namespaces of ours. */
+  const snapshot = () => ({
+    hostLinks: ipJson(['addr', 'show'], host.name),
+    hostRoutes: ipJson(['route', 'show', 'table', 'all'], host.name),
+    ctrLinks: ipJson(['addr', 'show'], ctr.name),
+    ctrRoutes: ipJson(['route', 'show', 'table', 'all'], ctr.name),
+    ourNetns: readdirSync('/run/netns').filter((n) => n.includes(s.prefix)),
+  });
+
+  function exec(c: Case) {
+    const env: Env = { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `${s.prefix}-ctr`, CNI_NETNS: ctr.path, CNI_IFNAME: 'lo', CNI_PATH: OUR_BIN, ...c.env };
+    const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>;
+    const input = c.stdin === undefined ? JSON.stringify(conf()) : typeof c.stdin === 'string' || Buffer.isBuffer(c.stdin) ? c.stdin : JSON.stringify(c.stdin);
+    return spawnSync('nsenter', [`--net=${host.path}`, join(OUR_BIN, 'loopback')], { env: clean, input, encoding: 'utf8', maxBuffer: mb(1) });
+  }
+
+  it(`has at least 50 cases`, () => {
+    expect(CASES.length).toBeGreaterThanOrEqual(50);
+    expect(new Set(CASES.map((c) => c.name)).size).toBe(CASES.length);
+  });
+
+  for (const c of CASES) {
+    it(`${c.name} → code ${c.code}`, () => {
+      const before = snapshot();
+      const r = exec(c);
+      expect(r.status, r.stdout + r.stderr).toBe(1);
+      const lines = r.stdout.trim().split('\n');
+      expect(lines, 'one JSON error on stdout').toHaveLength(1);
+      const err = JSON.parse(lines[0]!);
+      expect(Object.keys(err).filter((k) => !['cniVersion', 'code', 'msg', 'details'].includes(k))).toEqual([]);
+      expect(err.code).toBe(c.code);
+      expect(err.msg).toMatch(c.msg);
+      expect(err.msg.length, 'message is short enough to read').toBeLessThan(300);
+      expect(snapshot()).toEqual(before);
+    });
+  }
+});
