@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 APT_PACKAGES=(iproute2 iptables nftables iputils-ping golang-go golang-github-appc-cni-dev
-  containernetworking-plugins hyperfine etcd-server etcd-client iperf3 conntrack ethtool socat psmisc)
+  containernetworking-plugins hyperfine etcd-server etcd-client iperf3 conntrack ethtool socat psmisc
+  podman runc containerd busybox-static)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

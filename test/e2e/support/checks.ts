@@ -1,0 +1,41 @@
+import { it } from 'vitest';
+import { missingPlugins, PLUGIN_DIR, type PluginDir } from './plugins.ts';
+
+/**
+ * One runtime's checks. Each prints a PASS/FAIL/SKIP line; a failure also prints every plugin call
+ * the runtime made. When PLUGIN_DIR lacks a plugin the runtime needs, every check is skipped with
+ * that reason (never a fake pass).
+ */
+export class Checks {
+  readonly skipReason: string | undefined;
+  plugins: PluginDir | undefined;
+
+  constructor(
+    readonly runtime: string,
+    needs: readonly string[],
+  ) {
+    const missing = missingPlugins(needs);
+    this.skipReason = missing.length ? `${PLUGIN_DIR} has no ${missing.join(', ')}` : undefined;
+  }
+
+  check(name: string, fn: () => unknown): void {
+    it(name, async (ctx) => {
+      if (this.skipReason) {
+        line(`SKIP ${this.runtime}: ${name} (${this.skipReason})`);
+        ctx.skip(this.skipReason);
+        return;
+      }
+      try {
+        await fn();
+      } catch (err) {
+        line(`FAIL ${this.runtime}: ${name}\n${this.plugins?.report() ?? '(runtime not started)'}`);
+        throw err;
+      }
+      line(`PASS ${this.runtime}: ${name}`);
+    });
+  }
+}
+
+function line(text: string): void {
+  process.stdout.write(`e2e ${text}\n`);
+}

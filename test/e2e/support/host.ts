@@ -1,0 +1,99 @@
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { ipJson } from '../../support/kernel.ts';
+import { tryRun } from '../../support/scope.ts';
+
+/** A /24 in 10.200–249.x.0 that no route on this host uses yet; `.1` is the gateway. */
+export function freeSubnet(): { subnet: string; prefix: string; gateway: string } {
+  const used = new Set(ipJson<{ dst: string }[]>(['route', 'show', 'table', 'all']).map((r) => r.dst));
+  for (;;) {
+    const prefix = `10.${randomInt(200, 250)}.${randomInt(0, 256)}`;
+    if (![...used].some((d) => d.startsWith(prefix + '.'))) return { subnet: `${prefix}.0/24`, prefix, gateway: `${prefix}.1` };
+  }
+}
+
+/** A TCP port for hostPort mappings, away from the ephemeral range and the usual services. */
+export const freeHostPort = () => randomInt(20_000, 30_000);
+
+/** The lines of iptables-save, ip6tables-save and `nft list ruleset` matching any pattern. */
+export function firewallLines(patterns: readonly RegExp[]): string[] {
+  const dumps = [tryRun(['iptables-save']).stdout, tryRun(['ip6tables-save']).stdout, tryRun(['nft', 'list', 'ruleset']).stdout];
+  return dumps.flatMap((d) => d.split('\n')).filter((l) => patterns.some((p) => p.test(l)));
+}
+
+/** Chains these lines jump to or fill that are not the shared top-level CNI chains (they must go with the container). */
+export function perContainerChains(lines: readonly string[]): string[] {
+  const shared = /^CNI-(FORWARD|ADMIN|HOSTPORT-(DNAT|SNAT|MASQ|SETMARK))$/;
+  const names = lines.flatMap((l) => [...l.matchAll(/(?:-A|-j|-N|jump|goto|chain)\s+"?([A-Za-z0-9_-]{4,})/g)].map((m) => m[1]!));
+  return [...new Set(names)].filter((n) => n.startsWith('CNI-') && !shared.test(n));
+}
+
+/** Whether any of these chains still exists anywhere (iptables or nft). */
+export function existingChains(chains: readonly string[]): string[] {
+  if (chains.length === 0) return [];
+  const dumps = tryRun(['iptables-save']).stdout + tryRun(['ip6tables-save']).stdout + tryRun(['nft', 'list', 'ruleset']).stdout;
+  return chains.filter((c) => new RegExp(`(^|[\\s:"])${c}([\\s"]|$)`, 'm').test(dumps));
+}
+
+/** host-local reservations left in a dataDir (files named after an IP). */
+export function reservations(dataDir: string): string[] {
+  if (!existsSync(dataDir)) return [];
+  return readdirSync(dataDir, { recursive: true, encoding: 'utf8' }).filter((f) => /(^|\/)[0-9a-f.:]+$/i.test(f) && /[.:]/.test(f.split('/').pop()!));
+}
+
+/** Links enslaved to a bridge. */
+export const bridgePorts = (bridge: string) => ipJson<{ ifname: string }[]>(['link', 'show', 'master', bridge]).map((l) => l.ifname);
+
+/**
+ * What runtimes create on the host whatever their config says: runc's and the shims' state, libcni's
+ * default cache, containers/image's blob cache, cgroups. What this run created is removed at the end
+ * (cgroups by rmdir, deepest first); /var/lib/cni only when empty: a result left in it is a leak
+ * that the checks report.
+ */
+export class RuntimeScratch {
+  private readonly created: string[];
+  private readonly cgroups: string[];
+
+  constructor(paths: readonly string[], cgroupNames: readonly string[] = []) {
+    this.created = paths.filter((p) => !existsSync(p));
+    const controllers = existsSync('/sys/fs/cgroup/cgroup.controllers')
+      ? ['/sys/fs/cgroup']
+      : readdirSync('/sys/fs/cgroup', { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join('/sys/fs/cgroup', e.name));
+    this.cgroups = controllers.flatMap((c) => cgroupNames.map((n) => join(c, n))).filter((p) => !existsSync(p));
+  }
+
+  remove(): void {
+    for (const p of this.created) {
+      if (p === '/var/lib/cni') {
+        tryRun(['rmdir', '/var/lib/cni/results']);
+        tryRun(['rmdir', '/var/lib/cni']);
+      } else rmSync(p, { recursive: true, force: true });
+    }
+    for (const cg of this.cgroups) {
+      if (!existsSync(cg)) continue;
+      const dirs = tryRun(['find', cg, '-depth', '-type', 'd']).stdout.split('\n').filter(Boolean);
+      for (const d of dirs) tryRun(['rmdir', d]);
+    }
+  }
+}
+
+/** GET `path` over plain TCP from the host; resolves to the whole response, or '' on error/timeout. */
+export function httpGet(host: string, port: number, path = '/index.html'): Promise<string> {
+  return new Promise((resolve) => {
+    let data = '';
+    const socket = connect({ host, port, timeout: 5_000 }, () => socket.end(`GET ${path} HTTP/1.0\r\n\r\n`));
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk) => (data += chunk));
+    socket.on('end', () => resolve(data));
+    socket.on('timeout', () => {
+      socket.destroy();
+      resolve(data);
+    });
+    socket.on('error', () => resolve(data));
+  });
+}
+
+/** A shell line for busybox in a container: the same GET with nc. */
+export const ncGet = (host: string, port: number, path = '/index.html') => `printf 'GET ${path} HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${host} ${port}`;
