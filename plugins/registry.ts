@@ -7,6 +7,7 @@ import type { Plugin } from '../lib/cni/plugin.ts';
 export const PLUGINS: Record<string, () => Promise<{ default: Plugin }>> = {
   loopback: () => import('./loopback/index.ts'),
   tuning: () => import('./tuning/index.ts'),
+  'host-local': () => import('../ipam/host-local/index.ts'),
 };
 
 export const pluginNames = (): string[] => Object.keys(PLUGINS);

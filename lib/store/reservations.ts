@@ -1,0 +1,429 @@
+import { closeSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { formatIp, parseIp } from '../net/ip.ts';
+
+/**
+ * A host-local address store, readable by the reference plugin and safe without a lock.
+ *
+ *   DIR/10.1.2.3               one file per reserved address: "containerID\r\nifname" (reference 1.1.1)
+ *   DIR/last_reserved_ip.N      the last address handed out from range set N (a round-robin hint)
+ *   DIR/.tscni/owners/ID:IF/A   a hard link to DIR/A: the index that lets DEL skip the scan
+ *   DIR/.tscni/owners/.complete present once the index covers every reservation
+ *   DIR/.tscni/tmp/             temporary names for atomic replace and safe release
+ *
+ * An address is reserved by link(2) of the owner's index entry to DIR/A: atomic and refused when
+ * the name exists, so no address is given twice and a kill leaves either no reservation or a whole
+ * one. An index entry counts only while it is the same inode as DIR/A; anything else is a leftover
+ * of a killed process and is ignored (and swept by GC). Releasing renames DIR/A aside and checks the
+ * inode before deleting, so a release never removes a reservation it did not mean to.
+ */
+export interface Owner {
+  containerId: string;
+  ifname: string;
+}
+
+export interface Reservation extends Owner {
+  address: string;
+  /** When it was reserved (the file's mtime). */
+  mtime: Date;
+}
+
+const LINE_BREAK = '\r\n';
+const LAST_RESERVED = 'last_reserved_ip.';
+const META = '.tscni';
+const OWNERS = `${META}/owners`;
+const TMP = `${META}/tmp`;
+const COMPLETE = `${OWNERS}/.complete`;
+/** A leftover index entry younger than this may belong to an ADD in progress: GC leaves it. */
+const STALE_ENTRY_MS = 60_000;
+
+const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+// eslint-disable-next-line no-control-regex
+const BAD_IFNAME = /[/:\s\x00-\x1f\x7f]/;
+
+const code = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | undefined)?.code;
+const sameFile = (a: Stats, b: Stats) => a.ino === b.ino && a.dev === b.dev;
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    if (code(err) === 'ENOENT' || code(err) === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+function readdirOrEmpty(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch (err) {
+    if (code(err) === 'ENOENT' || code(err) === 'ENOTDIR') return [];
+    throw err;
+  }
+}
+
+function ownerKey(owner: Owner): string {
+  const { containerId: id, ifname } = owner;
+  if (!CONTAINER_ID.test(id) || id.length > 255) throw new Error(`invalid container ID for the address store: ${JSON.stringify(id.slice(0, 64))}`);
+  if (ifname === '' || ifname === '.' || ifname === '..' || ifname.length > 15 || BAD_IFNAME.test(ifname)) {
+    throw new Error(`invalid interface name for the address store: ${JSON.stringify(ifname.slice(0, 64))}`);
+  }
+  return `${id}:${ifname}`;
+}
+
+/** Reads `containerID\r\nifname` (older references wrote only the ID). */
+export function parseOwner(content: string): Owner {
+  const [containerId = '', ifname = ''] = content.trim().split(LINE_BREAK);
+  return { containerId: containerId.trim(), ifname: ifname.trim() };
+}
+
+/** Whether a name in the store is a reservation: an address in the canonical form Go writes. */
+function isAddressName(name: string): boolean {
+  const ip = parseIp(name);
+  return ip !== undefined && formatIp(ip) === name;
+}
+
+/** A reservation file read through one descriptor, so its owner and inode belong together. */
+function readReservation(path: string): { owner: Owner; stats: Stats } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if (code(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) return undefined;
+    const buf = Buffer.alloc(Math.min(stats.size, 4096));
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return { owner: parseOwner(buf.subarray(0, n).toString('utf8')), stats };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+let tmpCounter = 0;
+
+export class ReservationStore {
+  private constructor(readonly dir: string) {}
+
+  /**
+   * Opens the store at `dir`, creating it when `create` (ADD) and rebuilding the index when it is
+   * missing (a store the reference plugin made, or a damaged one). Undefined when absent and not created.
+   */
+  static open(dir: string, create: boolean): ReservationStore | undefined {
+    const store = new ReservationStore(dir);
+    if (statOrUndefined(`${dir}/${COMPLETE}`)) return store;
+    if (!create && !statOrUndefined(dir)) return undefined;
+    mkdirSync(`${dir}/${OWNERS}`, { recursive: true, mode: 0o755 });
+    mkdirSync(`${dir}/${TMP}`, { recursive: true, mode: 0o700 });
+    store.repairIndex(() => true, new Date(0));
+    writeFileSync(`${dir}/${COMPLETE}`, '', { mode: 0o644 });
+    return store;
+  }
+
+  private ownerDir(owner: Owner): string {
+    return `${this.dir}/${OWNERS}/${ownerKey(owner)}`;
+  }
+
+  private tmpName(tag: string): string {
+    return `${this.dir}/${TMP}/${tag}.${process.pid}.${tmpCounter++}`;
+  }
+
+  /** Writes through a temporary name and renames it into place: readers see the old or the new file. */
+  private replaceFile(path: string, content: string): void {
+    const tmp = this.tmpName('w');
+    try {
+      writeFileSync(tmp, content, { mode: 0o644 });
+    } catch (err) {
+      if (code(err) !== 'ENOENT') throw err;
+      mkdirSync(`${this.dir}/${TMP}`, { recursive: true, mode: 0o700 });
+      writeFileSync(tmp, content, { mode: 0o644 });
+    }
+    renameSync(tmp, path);
+  }
+
+  /** The owner's live entries: index entries that are the same file as the reservation. */
+  private liveEntries(owner: Owner): string[] {
+    const odir = this.ownerDir(owner);
+    return readdirOrEmpty(odir).filter((address) => {
+      const entry = statOrUndefined(`${odir}/${address}`);
+      const file = entry && statOrUndefined(`${this.dir}/${address}`);
+      return !!file && sameFile(entry!, file);
+    });
+  }
+
+  /** The addresses reserved for (container ID, ifname), from the index: no scan. */
+  addressesOf(owner: Owner): string[] {
+    return this.liveEntries(owner);
+  }
+
+  lastReserved(setIndex: number): string | undefined {
+    try {
+      return readFileSync(`${this.dir}/${LAST_RESERVED}${setIndex}`, 'utf8');
+    } catch (err) {
+      if (code(err) === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** Writes the owner's index entry at `entry`, making the owner's directory if a DEL or GC removed it. */
+  private writeEntry(owner: Owner, entry: string): void {
+    const content = `${owner.containerId}${LINE_BREAK}${owner.ifname}`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        writeFileSync(entry, content, { mode: 0o644 });
+        return;
+      } catch (err) {
+        if (code(err) !== 'ENOENT' || attempt >= 3) throw err;
+        mkdirSync(this.ownerDir(owner), { recursive: true, mode: 0o755 });
+      }
+    }
+  }
+
+  /**
+   * Reserves the first free address of `candidates` for the owner and records it as set
+   * `setIndex`'s last reservation. Undefined when every candidate is taken.
+   */
+  allocate(owner: Owner, setIndex: number, candidates: Iterable<string>): string | undefined {
+    const odir = this.ownerDir(owner);
+    let entry: string | undefined;
+    for (const address of candidates) {
+      const next = `${odir}/${address}`;
+      if (entry === undefined) this.writeEntry(owner, next);
+      else this.moveEntry(owner, entry, next);
+      entry = next;
+      if (this.linkEntry(owner, entry, address)) {
+        this.replaceFile(`${this.dir}/${LAST_RESERVED}${setIndex}`, address);
+        return address;
+      }
+    }
+    if (entry !== undefined) unlinkQuietly(entry);
+    return undefined;
+  }
+
+  /** Reserves exactly `address`; false when it is taken. */
+  reserve(owner: Owner, setIndex: number, address: string): boolean {
+    if (this.liveEntries(owner).includes(address)) return false; // taken, by this very owner
+    return this.allocate(owner, setIndex, [address]) !== undefined;
+  }
+
+  /** Whether any of `candidates` is free (STATUS): stops at the first free one. */
+  hasFree(candidates: Iterable<string>): boolean {
+    for (const address of candidates) if (!statOrUndefined(`${this.dir}/${address}`)) return true;
+    return false;
+  }
+
+  private moveEntry(owner: Owner, from: string, to: string): void {
+    try {
+      renameSync(from, to);
+    } catch (err) {
+      if (code(err) !== 'ENOENT') throw err;
+      this.writeEntry(owner, to); // a GC swept it meanwhile
+    }
+  }
+
+  /** link(entry, DIR/address): true when reserved, false when the address is taken. */
+  private linkEntry(owner: Owner, entry: string, address: string): boolean {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        linkSync(entry, `${this.dir}/${address}`);
+        return true;
+      } catch (err) {
+        if (code(err) === 'EEXIST') return false;
+        if (code(err) !== 'ENOENT' || attempt >= 3) throw err;
+        this.writeEntry(owner, entry); // a GC swept the entry meanwhile
+      }
+    }
+  }
+
+  /** Frees every address of the owner (index only, no scan). Returns the addresses freed. */
+  release(owner: Owner): string[] {
+    const odir = this.ownerDir(owner);
+    const freed: string[] = [];
+    for (const address of readdirOrEmpty(odir)) {
+      if (this.releaseEntry(`${odir}/${address}`, address)) freed.push(address);
+    }
+    try {
+      rmdirSync(odir);
+    } catch {
+      // not empty (an ADD of the same owner is running) or already gone
+    }
+    return freed;
+  }
+
+  /** Frees one address of the owner, if it is still theirs (rollback of a failed ADD). */
+  releaseAddress(owner: Owner, address: string): boolean {
+    return this.releaseEntry(`${this.ownerDir(owner)}/${address}`, address);
+  }
+
+  private releaseEntry(entry: string, address: string): boolean {
+    const stats = statOrUndefined(entry);
+    if (!stats) return false;
+    const freed = this.unlinkIfSame(address, stats);
+    unlinkQuietly(entry);
+    return freed;
+  }
+
+  /**
+   * Deletes DIR/address only if it is still the file `expected`: it is renamed aside first, so a
+   * reservation made meanwhile by someone else is put back instead of lost.
+   */
+  private unlinkIfSame(address: string, expected: Stats): boolean {
+    const path = `${this.dir}/${address}`;
+    const aside = this.tmpName('rel');
+    try {
+      renameSync(path, aside);
+    } catch (err) {
+      if (code(err) === 'ENOENT') return false;
+      throw err;
+    }
+    const moved = lstatSync(aside);
+    if (!sameFile(moved, expected)) {
+      try {
+        linkSync(aside, path);
+      } finally {
+        unlinkSync(aside);
+      }
+      return false;
+    }
+    unlinkSync(aside);
+    return true;
+  }
+
+  /** Every reservation in the store, by scanning it (for GC and the operator CLI, not ADD/DEL). */
+  list(): Reservation[] {
+    return listReservations(this.dir);
+  }
+
+  /**
+   * Frees every reservation whose owner is not `valid`, rebuilds missing index entries, and sweeps
+   * what killed processes left (stale index entries, temporary files). Returns what was freed.
+   */
+  gc(valid: (owner: Owner) => boolean): Reservation[] {
+    const freed = this.repairIndex(valid, new Date(Date.now() - STALE_ENTRY_MS));
+    this.sweepTmp();
+    writeFileSync(`${this.dir}/${COMPLETE}`, '', { mode: 0o644 });
+    return freed;
+  }
+
+  /**
+   * One pass over the store: reservations of owners not `keep` are freed, the others get an index
+   * entry; index entries that match no reservation and are older than `staleBefore` are removed.
+   */
+  private repairIndex(keep: (owner: Owner) => boolean, staleBefore: Date): Reservation[] {
+    const freed: Reservation[] = [];
+    for (const address of readdirOrEmpty(this.dir)) {
+      if (!isAddressName(address)) continue;
+      const found = readReservation(`${this.dir}/${address}`);
+      if (!found) continue;
+      const { owner, stats } = found;
+      const key = indexKey(owner);
+      if (!keep(owner)) {
+        if (this.unlinkIfSame(address, stats)) freed.push({ address, ...owner, mtime: stats.mtime });
+        if (key !== undefined) unlinkIfSameFile(`${this.dir}/${OWNERS}/${key}/${address}`, stats);
+      } else if (key !== undefined) {
+        this.linkIndex(key, address, stats);
+      }
+    }
+    for (const key of readdirOrEmpty(`${this.dir}/${OWNERS}`)) {
+      if (key.startsWith('.')) continue;
+      const odir = `${this.dir}/${OWNERS}/${key}`;
+      for (const address of readdirOrEmpty(odir)) {
+        const entry = statOrUndefined(`${odir}/${address}`);
+        const file = statOrUndefined(`${this.dir}/${address}`);
+        if (entry && !(file && sameFile(entry, file)) && entry.mtime < staleBefore) unlinkQuietly(`${odir}/${address}`);
+      }
+      try {
+        rmdirSync(odir);
+      } catch {
+        // still holds entries
+      }
+    }
+    return freed;
+  }
+
+  /** Makes owners/KEY/address the same file as DIR/address (`stats`), replacing a leftover. */
+  private linkIndex(key: string, address: string, stats: Stats): void {
+    const odir = `${this.dir}/${OWNERS}/${key}`;
+    const entry = `${odir}/${address}`;
+    const current = statOrUndefined(entry);
+    if (current && sameFile(current, stats)) return;
+    mkdirSync(odir, { recursive: true, mode: 0o755 });
+    const tmp = this.tmpName('idx');
+    try {
+      linkSync(`${this.dir}/${address}`, tmp);
+    } catch (err) {
+      if (code(err) === 'ENOENT') return; // released meanwhile
+      throw err;
+    }
+    if (sameFile(lstatSync(tmp), stats)) renameSync(tmp, entry);
+    else unlinkSync(tmp); // replaced meanwhile by another owner's reservation
+  }
+
+  private sweepTmp(): void {
+    const dir = `${this.dir}/${TMP}`;
+    for (const name of readdirOrEmpty(dir)) {
+      const pid = Number(name.split('.').at(-2));
+      if (Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) unlinkQuietly(`${dir}/${name}`);
+    }
+  }
+}
+
+/** The index key of an owner read from a file; undefined for one we cannot index (an ID-only file). */
+function indexKey(owner: Owner): string | undefined {
+  try {
+    return ownerKey(owner);
+  } catch {
+    return undefined;
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+function unlinkIfSameFile(path: string, stats: Stats): void {
+  const current = statOrUndefined(path);
+  if (current && sameFile(current, stats)) unlinkQuietly(path);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return code(err) === 'EPERM';
+  }
+}
+
+/**
+ * Every reservation in a store directory (the reference's or ours), for the operator CLI:
+ * `tscni ipam ls/leaks`. An absent directory has none.
+ */
+export function listReservations(storeDir: string): Reservation[] {
+  const out: Reservation[] = [];
+  for (const address of readdirOrEmpty(storeDir)) {
+    if (!isAddressName(address)) continue;
+    const found = readReservation(`${storeDir}/${address}`);
+    if (found) out.push({ address, ...found.owner, mtime: found.stats.mtime });
+  }
+  return out;
+}
+
+/** Whether the store can be written: a file can be made and removed in it. */
+export function probeWritable(storeDir: string): string | undefined {
+  try {
+    mkdirSync(`${storeDir}/${TMP}`, { recursive: true, mode: 0o700 });
+    const probe = `${storeDir}/${TMP}/probe.${process.pid}.${tmpCounter++}`;
+    writeFileSync(probe, '');
+    unlinkSync(probe);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
