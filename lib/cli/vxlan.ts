@@ -1,0 +1,226 @@
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { parseJsonObject } from '../cni/conf.ts';
+import { toCniError } from '../cni/errors.ts';
+import { createLogger, type Level, type Logger } from '../cni/log.ts';
+import { processExec } from '../exec.ts';
+import type { KeyValue } from '../etcd/client.ts';
+import { parseVxlanConf, type Conf } from '../../plugins/vxlan/conf.ts';
+import { etcdClient, etcdPeerInputs, releaseLease, subnetsPrefix } from '../../plugins/vxlan/etcd-registry.ts';
+import { observeNode } from '../../plugins/vxlan/kernel.ts';
+import { formatCidr, parseCidr } from '../../plugins/vxlan/net.ts';
+import { ensureNode, localIdentity, reconcileNode, type Env, type LocalNode } from '../../plugins/vxlan/node.ts';
+import type { PeerInput } from '../../plugins/vxlan/peers.ts';
+import { filePeers, inlinePeers } from '../../plugins/vxlan/sources.ts';
+import { readState, removeState } from '../../plugins/vxlan/state.ts';
+
+export interface VxlanCliIo {
+  writeStdout(text: string): void;
+  writeStderr(text: string): void;
+}
+
+const USAGE = `Usage:
+  tscni vxlan sync --conf FILE [--watch] [--log LEVEL]   reconcile this node's vxlan device and peers
+  tscni vxlan teardown --conf FILE                       remove the device, bridge, state and etcd lease
+
+FILE is a CNI network config (.conf, or a .conflist holding a "vxlan" plugin). With --watch, sync
+keeps reconciling on every change (etcd watch or peers file) and every 30 s, and keeps the lease alive.
+`;
+
+/** A vxlan plugin config from a .conf or .conflist file, with the list's name and cniVersion. */
+export function readVxlanConf(path: string): Conf {
+  const doc = parseJsonObject(readFileSync(path, 'utf8'), path);
+  if (!Array.isArray(doc.plugins)) return parseVxlanConf(doc);
+  const plugin = (doc.plugins as Record<string, unknown>[]).find((p) => p && p.type === 'vxlan');
+  if (!plugin) throw new Error(`${path} has no plugin of type "vxlan"`);
+  return parseVxlanConf({ ...plugin, name: doc.name, cniVersion: doc.cniVersion });
+}
+
+function parseArgs(args: readonly string[]): { conf?: string; watch: boolean; level: Level } {
+  const out: { conf?: string; watch: boolean; level: Level } = { watch: false, level: 'info' };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--watch') out.watch = true;
+    else if (a === '--conf') out.conf = args[++i];
+    else if (a === '--log') out.level = (args[++i] ?? 'info') as Level;
+    else throw new Error(`unknown argument ${JSON.stringify(a)}`);
+  }
+  return out;
+}
+
+export async function runVxlanCli(args: readonly string[], io: VxlanCliIo): Promise<number> {
+  const [verb, ...rest] = args;
+  let opts: ReturnType<typeof parseArgs>;
+  try {
+    opts = parseArgs(rest);
+    if ((verb !== 'sync' && verb !== 'teardown') || !opts.conf) throw new Error(verb ? 'missing --conf' : 'missing verb');
+  } catch (err) {
+    io.writeStderr(`tscni vxlan: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const log = createLogger({ level: opts.level }, { cmd: `vxlan ${verb}` }, io.writeStderr);
+  const env: Env = { exec: processExec, log };
+  try {
+    const conf = readVxlanConf(opts.conf);
+    if (verb === 'teardown') return await teardown(env, conf, io);
+    if (!opts.watch) {
+      const { node, summary } = await ensureNode(env, conf);
+      io.writeStdout(JSON.stringify({ subnet: formatCidr(node.subnet), device: conf.device, mtu: node.mtu, ...summary }) + '\n');
+      return 0;
+    }
+    return await watchLoop(env, conf, log);
+  } catch (err) {
+    const e = toCniError(err);
+    log.error(e.message, { code: e.code, details: e.details });
+    return 1;
+  }
+}
+
+async function teardown(env: Env, conf: Conf, io: VxlanCliIo): Promise<number> {
+  const state = readState(conf.stateDir, conf.device);
+  if (conf.source.kind === 'etcd' && state) {
+    const client = etcdClient(conf.source.etcd);
+    try {
+      await releaseLease(client, conf.source.etcd, parseCidr(state.subnet)!, state.ip, state.leaseId);
+    } catch (err) {
+      env.log.warn('could not release the etcd lease; it expires with its TTL', { error: (err as Error).message });
+    } finally {
+      client.close();
+    }
+  }
+  // the device's routes, neighbours and FDB entries go with it
+  const links = (await observeNode(env.exec, conf.device)).links.map((l) => l.ifname);
+  const gone = [conf.device, conf.bridge].filter((d) => links.includes(d));
+  for (const d of gone) await env.exec.runAsync(['ip', 'link', 'del', d]);
+  removeState(conf.stateDir, conf.device);
+  io.writeStdout(JSON.stringify({ removed: gone, state: !!state }) + '\n');
+  return 0;
+}
+
+const RESYNC_MS = 30_000;
+
+/**
+ * Keeps the node reconciled until SIGINT/SIGTERM: on every etcd event (one long-lived watch) or
+ * peers-file change, and every 30 s. An etcd restart ends the watch: it re-leases, re-reads and
+ * watches again, with backoff; routes stay as they are meanwhile.
+ */
+async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let node: LocalNode | undefined;
+  let current: () => PeerInput[] | undefined = () => undefined;
+  const serial = serializer(async () => {
+    if (!node) return;
+    const obs = await observeNode(env.exec, conf.device);
+    const summary = await reconcileNode(env, conf, obs, { ...localIdentity(conf, obs), subnet: node.subnet, leaseId: node.leaseId }, current());
+    if (summary.changed || summary.removed || summary.recreated) log.info('reconciled', { ...summary });
+  }, log);
+  const tick = setInterval(() => serial(), RESYNC_MS);
+  try {
+    if (conf.source.kind !== 'etcd') {
+      const source = conf.source;
+      current = () => {
+        if (source.kind === 'inline') return inlinePeers(source.entries);
+        const read = filePeers(source.path);
+        if ('error' in read) log.error('peers left unchanged', { reason: read.error });
+        return 'error' in read ? undefined : read.inputs;
+      };
+      node = (await ensureNode(env, conf)).node;
+      log.info('synced', { device: conf.device });
+      const watcher = source.kind === 'file' ? watchFile(source.path, () => serial()) : undefined;
+      await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+      watcher?.close();
+      return 0;
+    }
+    const etcd = conf.source.etcd;
+    const client = etcdClient(etcd);
+    const prefix = subnetsPrefix(etcd);
+    let backoff = 500;
+    while (!stop.signal.aborted) {
+      let keepalive: NodeJS.Timeout | undefined;
+      try {
+        node = (await ensureNode(env, conf, client)).node;
+        const snapshot = await client.rangePrefix(prefix);
+        const kvs = new Map<string, KeyValue>(snapshot.kvs.map((kv) => [kv.key, kv]));
+        current = () => etcdPeerInputs(etcd, [...kvs.values()], conf.vni);
+        await serial();
+        log.info('watching etcd', { prefix, revision: snapshot.revision });
+        backoff = 500;
+        const leaseId = node.leaseId;
+        keepalive = setInterval(() => {
+          if (leaseId) client.keepAlive(leaseId).then((alive) => alive || log.warn('lease lost; re-leasing on the next session'), (err) => log.warn('keepalive failed', { error: (err as Error).message }));
+        }, Math.min(RESYNC_MS, (etcd.leaseTTL * 1000) / 3));
+        await client.watchPrefix(
+          prefix,
+          snapshot.revision + 1,
+          (events) => {
+            for (const e of events) {
+              if (e.type === 'DELETE') kvs.delete(e.kv.key);
+              else kvs.set(e.kv.key, e.kv);
+            }
+            serial();
+          },
+          stop.signal,
+        );
+        if (!stop.signal.aborted) log.warn('etcd watch ended; reconnecting');
+      } catch (err) {
+        if (stop.signal.aborted) break;
+        log.warn('etcd session failed; retrying', { error: toCniError(err).message, inMs: backoff });
+      } finally {
+        clearInterval(keepalive);
+      }
+      await sleep(backoff, stop.signal);
+      backoff = Math.min(backoff * 2, 5000);
+    }
+    client.close();
+    return 0;
+  } finally {
+    clearInterval(tick);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Runs `work` one at a time; calls while it runs fold into one more run after it. */
+function serializer(work: () => Promise<void>, log: Logger): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let again = false;
+  const run = async (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          await work();
+        } catch (err) {
+          log.error('reconcile failed', { error: toCniError(err).message });
+        }
+      } while (again);
+    })();
+    try {
+      await running;
+    } finally {
+      running = undefined;
+    }
+  };
+  return run;
+}
+
+/** Watches the file's directory: editors and `mv` replace files, which a watch on the file itself misses. */
+function watchFile(path: string, onChange: () => void): FSWatcher {
+  const name = basename(path);
+  return watch(dirname(path), (_event, file) => {
+    if (file === null || file === name) onChange();
+  });
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
