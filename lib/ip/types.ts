@@ -17,6 +17,8 @@ export interface IpLink {
   address?: string;
   master?: string;
   link_type?: string;
+  /** ifindex of the peer (veth) or lower device, possibly in another namespace. */
+  link_index?: number;
   link_netnsid?: number;
   addr_info?: IpAddrInfo[];
   linkinfo?: { info_kind?: string; info_data?: Record<string, unknown>; info_slave_kind?: string; info_slave_data?: Record<string, unknown> };

@@ -22,7 +22,9 @@ export const attachmentHash = (net: string, containerId: string): string => hex(
 export const masqChain = (net: string, containerId: string): string => `CNI-${attachmentHash(net, containerId)}`;
 /** The reference's comment; JSON quoting stands in for Go's %q (same for printable names). */
 export const masqComment = (net: string, containerId: string): string => `name: ${JSON.stringify(net)} id: ${JSON.stringify(containerId)}`;
-const nftTag = (net: string, hash: string) => `tscni ${hex(net, 12)} ${hash}`;
+/** 12 hex digits naming a network in nft comments, which have no room for the name itself. */
+export const networkHash = (net: string): string => hex(net, 12);
+const nftTag = (net: string, hash: string) => `tscni ${networkHash(net)} ${hash}`;
 
 const subnetOf = (c: Cidr) => formatCidr({ ip: network(c), prefix: c.prefix });
 
@@ -67,7 +69,7 @@ export async function addMasquerade(exec: Exec, backend: MasqBackend, net: strin
 /** Which attachments of a network to remove: these container IDs, or all but these (GC). */
 export type MasqSelector = { only: readonly string[] } | { allBut: readonly string[] };
 
-function selects(net: string, selector: MasqSelector): (hash: string) => boolean {
+export function selects(net: string, selector: MasqSelector): (hash: string) => boolean {
   const ids = new Set(('only' in selector ? selector.only : selector.allBut).map((id) => attachmentHash(net, id)));
   return 'only' in selector ? (h) => ids.has(h) : (h) => !ids.has(h);
 }
@@ -109,7 +111,7 @@ export function planIptablesUnmasq(table: SavedTable, net: string, selector: Mas
 /** An nft script deleting the selected attachments' rules by handle (pure). */
 export function planNftUnmasq(objects: NftObjects, net: string, selector: MasqSelector): string {
   const wanted = selects(net, selector);
-  const prefix = `tscni ${hex(net, 12)} `;
+  const prefix = `tscni ${networkHash(net)} `;
   const lines = objects.rules
     .filter((r) => r.table === NFT_TABLE && r.chain === NFT_CHAIN && r.comment?.startsWith(prefix) && wanted(r.comment.slice(prefix.length)))
     .map((r) => `delete rule inet ${NFT_TABLE} ${NFT_CHAIN} handle ${Number(r.handle)}`);

@@ -1,0 +1,136 @@
+import * as z from 'zod/mini';
+import { validIfName } from '../../lib/cni/env.ts';
+import { invalidConfig } from '../../lib/cni/errors.ts';
+import { lazy } from '../../lib/cni/lazy.ts';
+import { isUnicastMac, parseMac } from '../../lib/ip/mac.ts';
+
+const flag = () => z.optional(z.nullable(z.boolean()));
+const vid = () => z.optional(z.number().check(z.int()));
+
+export const BridgeConf = lazy(() =>
+  z.looseObject({
+    name: z.string(),
+    bridge: z.optional(z.string()),
+    isGateway: flag(),
+    isDefaultGateway: flag(),
+    forceAddress: flag(),
+    ipMasq: flag(),
+    ipMasqBackend: z.optional(z.nullable(z.enum(['iptables', 'nftables']))),
+    mtu: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(65535))),
+    hairpinMode: flag(),
+    promiscMode: flag(),
+    vlan: z.optional(z.number().check(z.int())),
+    vlanTrunk: z.optional(z.nullable(z.array(z.looseObject({ minID: vid(), maxID: vid(), id: vid() })))),
+    preserveDefaultVlan: flag(),
+    macspoofchk: flag(),
+    enabledad: flag(),
+    disableContainerInterface: flag(),
+    portIsolation: flag(),
+    ipam: z.optional(z.nullable(z.looseObject({ type: z.optional(z.string()) }))),
+    dns: z.optional(z.nullable(z.looseObject({}))),
+    args: z.optional(z.nullable(z.looseObject({ cni: z.optional(z.nullable(z.looseObject({ mac: z.optional(z.string()) }))) }))),
+    runtimeConfig: z.optional(z.nullable(z.looseObject({ mac: z.optional(z.string()) }))),
+    'cni.dev/valid-attachments': z.optional(z.nullable(z.array(z.looseObject({ containerID: z.string(), ifname: z.optional(z.string()) })))),
+  }),
+);
+export type BridgeConf = z.infer<ReturnType<typeof BridgeConf>>;
+
+/** The bridge's settings after defaults, precedence and every range check: what plan* works from. */
+export interface Bridge {
+  network: string;
+  bridge: string;
+  isGateway: boolean;
+  isDefaultGateway: boolean;
+  forceAddress: boolean;
+  ipMasq: boolean;
+  ipMasqBackend: 'iptables' | 'nftables';
+  mtu: number | undefined;
+  hairpinMode: boolean;
+  promiscMode: boolean;
+  /** Access VLAN (untagged, PVID), 0 for none. */
+  vlan: number;
+  /** Trunk VLANs (tagged), sorted and unique. */
+  vlanTrunk: number[];
+  preserveDefaultVlan: boolean;
+  macspoofchk: boolean;
+  enabledad: boolean;
+  disableContainerInterface: boolean;
+  portIsolation: boolean;
+  ipamType: string | undefined;
+  /** Container MAC: CNI_ARGS MAC < args.cni.mac < runtimeConfig.mac. */
+  mac: string | undefined;
+  dns: Record<string, unknown> | undefined;
+}
+
+const inVlanRange = (v: number) => v > 0 && v <= 4094;
+
+/** Trunk entries to a sorted list of VLAN IDs, with the reference's error texts. */
+export function collectVlanTrunk(trunk: NonNullable<BridgeConf['vlanTrunk']>): number[] {
+  const ids = new Set<number>();
+  for (const item of trunk) {
+    const { minID, maxID, id } = item;
+    if (minID !== undefined && maxID !== undefined) {
+      if (!inVlanRange(minID)) throw invalidConfig('incorrect trunk minID parameter');
+      if (!inVlanRange(maxID)) throw invalidConfig('incorrect trunk maxID parameter');
+      if (maxID < minID) throw invalidConfig('minID is greater than maxID in trunk parameter');
+      for (let v = minID; v <= maxID; v++) ids.add(v);
+    } else if (minID === undefined && maxID !== undefined) {
+      throw invalidConfig('minID and maxID should be configured simultaneously, minID is missing');
+    } else if (minID !== undefined && maxID === undefined) {
+      throw invalidConfig('minID and maxID should be configured simultaneously, maxID is missing');
+    }
+    if (id !== undefined) {
+      if (!inVlanRange(id)) throw invalidConfig('incorrect trunk id parameter');
+      ids.add(id);
+    }
+  }
+  return [...ids].sort((a, b) => a - b);
+}
+
+function checkMac(mac: string | undefined, source: string): string | undefined {
+  if (mac === undefined || mac === '') return undefined;
+  const parsed = parseMac(mac);
+  if (!parsed) throw invalidConfig(`invalid MAC address ${JSON.stringify(mac)} in ${source}`);
+  if (!isUnicastMac(parsed)) throw invalidConfig(`MAC address ${mac} in ${source} is not unicast`);
+  return parsed;
+}
+
+/** Everything decided before any side effect: defaults, precedence and validation (code 7). */
+export function resolveBridge(conf: BridgeConf, cniArgMac: string | undefined): Bridge {
+  const bridge = conf.bridge || 'cni0';
+  const why = validIfName(bridge);
+  if (why) throw invalidConfig(`invalid bridge name ${JSON.stringify(bridge)}: ${why}`);
+  const vlan = conf.vlan ?? 0;
+  if (vlan < 0 || vlan > 4094) throw invalidConfig(`invalid VLAN ID ${vlan} (must be between 0 and 4094)`);
+  const vlanTrunk = conf.vlanTrunk ? collectVlanTrunk(conf.vlanTrunk) : [];
+  if (vlan > 0 && vlanTrunk.length > 0) throw invalidConfig('cannot set vlan and vlanTrunk at the same time');
+  if (conf.hairpinMode && conf.promiscMode) throw invalidConfig('cannot set hairpin mode and promiscuous mode at the same time');
+  if (conf.mtu !== undefined && conf.mtu !== 0 && conf.mtu < 68) throw invalidConfig(`invalid mtu ${conf.mtu}`, 'must be 0 (the default) or between 68 and 65535');
+  const mac =
+    checkMac(conf.runtimeConfig?.mac, 'runtimeConfig.mac') ?? checkMac(conf.args?.cni?.mac, 'args.cni.mac') ?? checkMac(cniArgMac, 'CNI_ARGS MAC');
+  const isDefaultGateway = conf.isDefaultGateway ?? false;
+  const dns = conf.dns ?? undefined;
+  const dnsSet = dns && Object.values(dns).some((v) => v !== undefined && v !== null && v !== '');
+  return {
+    network: conf.name,
+    bridge,
+    isGateway: isDefaultGateway || (conf.isGateway ?? false),
+    isDefaultGateway,
+    forceAddress: conf.forceAddress ?? false,
+    ipMasq: conf.ipMasq ?? false,
+    ipMasqBackend: conf.ipMasqBackend ?? 'iptables',
+    mtu: conf.mtu || undefined,
+    hairpinMode: conf.hairpinMode ?? false,
+    promiscMode: conf.promiscMode ?? false,
+    vlan,
+    vlanTrunk,
+    preserveDefaultVlan: conf.preserveDefaultVlan ?? true,
+    macspoofchk: conf.macspoofchk ?? false,
+    enabledad: conf.enabledad ?? false,
+    disableContainerInterface: conf.disableContainerInterface ?? false,
+    portIsolation: conf.portIsolation ?? false,
+    ipamType: conf.ipam?.type || undefined,
+    mac,
+    dns: dnsSet ? dns : undefined,
+  };
+}
