@@ -6,7 +6,9 @@ import type { Plugin } from '../lib/cni/plugin.ts';
  */
 export const PLUGINS: Record<string, () => Promise<{ default: Plugin }>> = {
   loopback: () => import('./loopback/index.ts'),
+  bridge: () => import('./bridge/index.ts'),
   tuning: () => import('./tuning/index.ts'),
+  bandwidth: () => import('./bandwidth/index.ts'),
   'host-local': () => import('../ipam/host-local/index.ts'),
 };
 
