@@ -19,6 +19,8 @@ export interface VxlanCliIo {
   writeStderr(text: string): void;
 }
 
+export default { run: (_name: string, argv: readonly string[], io: VxlanCliIo) => runVxlanCli(argv, io) };
+
 const USAGE = `Usage:
   tscni vxlan sync --conf FILE [--watch] [--log LEVEL]   reconcile this node's vxlan device and peers
   tscni vxlan teardown --conf FILE                       remove the device, bridge, state and etcd lease

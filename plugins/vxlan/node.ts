@@ -1,0 +1,132 @@
+import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import type { Logger } from '../../lib/cni/log.ts';
+import type { Exec } from '../../lib/exec.ts';
+import type { EtcdClient } from '../../lib/etcd/client.ts';
+import type { Conf } from './conf.ts';
+import { overhead, planDevice, resolveUnderlay, type DeviceSpec, type Underlay } from './device.ts';
+import { acquireLease, etcdClient, etcdPeerInputs } from './etcd-registry.ts';
+import { applyNode, disableTxChecksum, ensureIpForward, observeNode, type NodeObservation } from './kernel.ts';
+import { formatCidr, parseCidr, type Cidr } from './net.ts';
+import { validatePeers, vtepIp, vtepMac, type PeerInput } from './peers.ts';
+import { planPeers } from './reconcile.ts';
+import { filePeers, inlinePeers } from './sources.ts';
+import { readState, writeState } from './state.ts';
+
+/** What a verb needs from the node: its identity on the underlay and its pod subnet. */
+export interface LocalNode {
+  underlay: Underlay;
+  mac: string;
+  /** The pod MTU: the device's, so a full-size pod packet fits one underlay packet. */
+  mtu: number;
+  subnet: Cidr;
+  leaseId?: string | undefined;
+}
+
+export interface Env {
+  exec: Exec;
+  log: Logger;
+}
+
+export interface ReconcileSummary {
+  peers: number;
+  rejected: number;
+  changed: number;
+  removed: number;
+  /** Why the device was re-created, if it was. */
+  recreated?: string;
+  /** Peers were left as they are: the source could not be read. */
+  peersSkipped?: string;
+}
+
+export function deviceSpec(conf: Conf, node: LocalNode): DeviceSpec {
+  return { name: conf.device, vni: conf.vni, port: conf.port, local: node.underlay.ip, underlay: node.underlay.dev, mac: node.mac, mtu: node.mtu, vtep: vtepIp(node.subnet) };
+}
+
+export function localIdentity(conf: Conf, obs: NodeObservation): Pick<LocalNode, 'underlay' | 'mac' | 'mtu'> {
+  const underlay = resolveUnderlay({ underlay: conf.underlay, localIP: conf.localIP }, obs.links, obs.routes);
+  return { underlay, mac: vtepMac(conf.vni, underlay.ip), mtu: conf.mtu ?? underlay.mtu - overhead(underlay.family) };
+}
+
+/**
+ * This node's subnet and the peer entries, from the configured source. An etcd that cannot be
+ * reached is not fatal once the node has a subnet: the pods still get attached and the existing
+ * routes stay; only a node that never had a subnet must wait (code 11).
+ */
+export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<LocalNode, 'underlay' | 'mac'>, client?: EtcdClient): Promise<{ subnet: Cidr; leaseId?: string; inputs?: PeerInput[]; skipped?: string }> {
+  const source = conf.source;
+  if (source.kind !== 'etcd') {
+    const subnet = conf.subnet!;
+    if (source.kind === 'inline') return { subnet, inputs: inlinePeers(source.entries) };
+    const read = filePeers(source.path);
+    return 'error' in read ? { subnet, skipped: read.error } : { subnet, inputs: read.inputs };
+  }
+  const state = readState(conf.stateDir, conf.device);
+  const own = client ?? etcdClient(source.etcd);
+  try {
+    const lease = await acquireLease(
+      own,
+      source.etcd,
+      {
+        network: conf.network,
+        subnetLen: conf.subnetLen,
+        fixed: conf.subnet,
+        previous: state && state.ip === id.underlay.ip ? parseCidr(state.subnet) : undefined,
+        previousLease: state?.leaseId,
+        ip: id.underlay.ip,
+        vni: conf.vni,
+        mac: id.mac,
+      },
+      env.log,
+    );
+    return { subnet: lease.subnet, leaseId: lease.leaseId, inputs: etcdPeerInputs(source.etcd, lease.kvs, conf.vni) };
+  } catch (err) {
+    const known = conf.subnet ?? (state && parseCidr(state.subnet));
+    if (err instanceof CniError || !known) {
+      if (err instanceof CniError) throw err;
+      throw new CniError(ErrorCode.tryAgainLater, `cannot lease a subnet: ${(err as Error).message}`);
+    }
+    return { subnet: known, ...(state?.leaseId ? { leaseId: state.leaseId } : {}), skipped: `etcd: ${(err as Error).message}` };
+  } finally {
+    if (!client) own.close();
+  }
+}
+
+/**
+ * Brings the node's device and peer entries to what is wanted, in one `ip -batch` and one
+ * `bridge -batch`: the device created or verified, then only the peer entries that differ. Bad
+ * peer entries are logged and skipped; `inputs` undefined leaves the peer entries as they are.
+ */
+export async function reconcileNode(env: Env, conf: Conf, obs: NodeObservation, node: LocalNode, inputs: readonly PeerInput[] | undefined): Promise<ReconcileSummary> {
+  const current = obs.links.find((l) => l.ifname === conf.device);
+  const device = planDevice(deviceSpec(conf, node), current);
+  if (device.recreate) env.log.warn('re-creating the vxlan device', { device: conf.device, reason: device.recreate });
+  const fresh = !current || device.recreate !== undefined;
+  const summary: ReconcileSummary = { peers: 0, rejected: 0, changed: 0, removed: 0, ...(device.recreate ? { recreated: device.recreate } : {}) };
+  let peerLines = { ip: [] as string[], bridge: [] as string[] };
+  if (inputs) {
+    const { peers, rejected } = validatePeers(inputs, { subnet: node.subnet, ip: node.underlay.ip }, conf.network, conf.vni);
+    for (const r of rejected) env.log.error('rejected peer', { origin: r.origin, reason: r.reason });
+    const plan = planPeers(conf.device, peers, fresh ? { routes: [], neighs: [], fdb: [] } : obs);
+    Object.assign(summary, { peers: peers.length, rejected: rejected.length, changed: plan.changed, removed: plan.removed });
+    peerLines = plan;
+  } else {
+    summary.peersSkipped = 'no peer data';
+  }
+  ensureIpForward();
+  await applyNode(env.exec, [...device.lines, ...peerLines.ip], peerLines.bridge);
+  if (fresh && conf.disableTxChecksum) await disableTxChecksum(env.exec, conf.device);
+  return summary;
+}
+
+/** The whole node step of ADD and of `tscni vxlan sync`: observe, lease, reconcile, remember. */
+export async function ensureNode(env: Env, conf: Conf, client?: EtcdClient): Promise<{ node: LocalNode; summary: ReconcileSummary }> {
+  const obs = await observeNode(env.exec, conf.device);
+  const id = localIdentity(conf, obs);
+  const resolved = await resolveSubnetAndPeers(env, conf, id, client);
+  if (resolved.skipped) env.log.error('peers left unchanged', { reason: resolved.skipped });
+  const node: LocalNode = { ...id, subnet: resolved.subnet, leaseId: resolved.leaseId };
+  const summary = await reconcileNode(env, conf, obs, node, resolved.inputs);
+  if (resolved.skipped) summary.peersSkipped = resolved.skipped;
+  writeState(conf.stateDir, conf.device, { subnet: formatCidr(node.subnet), ip: node.underlay.ip, mac: node.mac, ...(node.leaseId ? { leaseId: node.leaseId } : {}) });
+  return { node, summary };
+}

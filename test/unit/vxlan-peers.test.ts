@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { parseVxlanConf } from '../../plugins/vxlan/conf.ts';
+import { etcdPeerInputs, leaseValue } from '../../plugins/vxlan/etcd-registry.ts';
+import { cidrOverlaps, formatCidr, formatIp, nthSubnet, parseCidr, parseIp } from '../../plugins/vxlan/net.ts';
+import { validatePeers, vtepMac, type PeerInput } from '../../plugins/vxlan/peers.ts';
+import { prefixEnd } from '../../lib/etcd/client.ts';
+
+const network = parseCidr('10.244.0.0/16')!;
+const self = { subnet: parseCidr('10.244.1.0/24')!, ip: '192.168.100.1' };
+const inputs = (...entries: unknown[]): PeerInput[] => entries.map((entry, i) => ({ origin: `peers[${i}]`, entry }));
+
+describe('validatePeers', () => {
+  it('accepts good peers, derives MACs, skips ourselves', () => {
+    const { peers, rejected } = validatePeers(inputs({ subnet: '10.244.1.0/24', ip: '192.168.100.1' }, { subnet: '10.244.2.0/24', ip: '192.168.100.2' }), self, network, 1);
+    expect(rejected).toEqual([]);
+    expect(peers).toEqual([{ subnet: '10.244.2.0/24', ip: '192.168.100.2', mac: vtepMac(1, '192.168.100.2'), vtep: '10.244.2.0' }]);
+  });
+
+  it('rejects bad entries one by one with a reason, keeping the good ones', () => {
+    const { peers, rejected } = validatePeers(
+      inputs(
+        { subnet: '10.244.2.0/24', ip: '192.168.100.2' },
+        'garbage',
+        { subnet: '10.244.3.1/24', ip: '192.168.100.3' },
+        { subnet: '10.244.4.0/24', ip: 'not-an-ip' },
+        { subnet: '10.244.1.0/24', ip: '192.168.100.9' },
+        { subnet: '10.244.2.0/25', ip: '192.168.100.5' },
+        { subnet: '10.245.0.0/24', ip: '192.168.100.6' },
+        { subnet: '10.244.7.0/24', ip: '192.168.100.1' },
+        { subnet: '10.244.8.0/24', ip: '192.168.100.2' },
+        { subnet: '10.244.9.0/24', ip: '192.168.100.9', mac: '01:00:5e:00:00:01' },
+        { subnet: '10.244.10.0/24', ip: 'fd00::1' },
+      ),
+      self,
+      network,
+      1,
+    );
+    expect(peers.map((p) => p.subnet)).toEqual(['10.244.2.0/24']);
+    expect(rejected.map((r) => `${r.origin}: ${r.reason}`)).toEqual([
+      'peers[1]: not an object with subnet and ip',
+      'peers[2]: subnet "10.244.3.1/24" is not an IPv4 CIDR without host bits',
+      'peers[3]: ip "not-an-ip" is not an IP address',
+      'peers[4]: subnet 10.244.1.0/24 claims our subnet 10.244.1.0/24',
+      'peers[5]: subnet 10.244.2.0/25 overlaps 10.244.2.0/24 of peers[0]',
+      'peers[6]: subnet 10.245.0.0/24 is not a subnet of the cluster network 10.244.0.0/16',
+      'peers[7]: claims our underlay address 192.168.100.1 with subnet 10.244.7.0/24, ours is 10.244.1.0/24',
+      'peers[8]: ip 192.168.100.2 already belongs to peers[0]',
+      'peers[9]: mac "01:00:5e:00:00:01" is not a unicast MAC address',
+      'peers[10]: ip fd00::1 is not of our underlay\'s family (IPv4)',
+    ]);
+  });
+
+  it('derives a stable, locally administered unicast MAC per VNI and IP', () => {
+    const mac = vtepMac(1, '192.168.100.2');
+    expect(mac).toBe(vtepMac(1, '192.168.100.2'));
+    expect(mac).not.toBe(vtepMac(2, '192.168.100.2'));
+    expect(parseInt(mac.slice(0, 2), 16) & 3).toBe(2);
+  });
+});
+
+describe('etcd registry entries (flannel layout)', () => {
+  const etcd = { endpoints: ['http://127.0.0.1:2379'], prefix: '/coreos.com/network', leaseTTL: 60 };
+  it('reads leases oldest first, rejecting other backends and VNIs', () => {
+    const kv = (key: string, value: string, createRevision: number) => ({ key: `/coreos.com/network/subnets/${key}`, value, createRevision, modRevision: createRevision, lease: '0' });
+    const got = etcdPeerInputs(etcd, [kv('10.244.3.0-24', leaseValue('192.168.100.3', 1, '02:00:00:00:00:03'), 9), kv('10.244.2.0-24', leaseValue('192.168.100.2', 1, '02:00:00:00:00:02'), 5), kv('10.244.4.0-24', leaseValue('192.168.100.4', 7, '02:00:00:00:00:04'), 6)], 1);
+    expect(got.map((g) => g.entry)).toEqual([{ subnet: '10.244.2.0/24', ip: '192.168.100.2', mac: '02:00:00:00:00:02' }, 'not a vxlan lease for VNI 1', { subnet: '10.244.3.0/24', ip: '192.168.100.3', mac: '02:00:00:00:00:03' }]);
+  });
+  it('computes the range end of a prefix', () => {
+    expect(prefixEnd('/a/subnets/')).toBe('/a/subnets0');
+  });
+});
+
+describe('net', () => {
+  it('parses and formats IPv4/IPv6 and CIDRs', () => {
+    expect(formatIp(6, parseIp('fd00:0:0:0:0:0:0:1')!.value)).toBe('fd00::1');
+    expect(formatIp(4, parseIp('10.1.2.3')!.value)).toBe('10.1.2.3');
+    expect(parseCidr('10.244.1.1/24')).toBeUndefined();
+    expect(formatCidr(parseCidr('10.244.1.1/24', false)!)).toBe('10.244.1.0/24');
+    expect(formatCidr(nthSubnet(network, 24, 3)!)).toBe('10.244.3.0/24');
+    expect(nthSubnet(network, 24, 256)).toBeUndefined();
+    expect(cidrOverlaps(parseCidr('10.244.0.0/16')!, parseCidr('10.244.5.0/24')!)).toBe(true);
+    expect(cidrOverlaps(parseCidr('10.244.4.0/24')!, parseCidr('10.244.5.0/24')!)).toBe(false);
+  });
+});
+
+describe('parseVxlanConf', () => {
+  const base = { cniVersion: '1.0.0', name: 'overlay', type: 'vxlan', network: '10.244.0.0/16' };
+  it('fills defaults: VNI 1, port 4789, device tscni.1, the peers file', () => {
+    const c = parseVxlanConf({ ...base, subnet: '10.244.1.0/24' });
+    expect(c).toMatchObject({ vni: 1, port: 4789, device: 'tscni.1', bridge: 'cni0', subnetLen: 24, source: { kind: 'file', path: '/etc/tscni/vxlan-peers.json' } });
+  });
+  it('refuses bad configs with code 7', () => {
+    const bad = [
+      { ...base, subnet: '10.245.1.0/24' },
+      { ...base, network: '10.244.0.1/16', subnet: '10.244.1.0/24' },
+      { ...base },
+      { ...base, subnet: '10.244.1.0/24', peers: [], peersFile: '/tmp/x' },
+      { ...base, subnet: '10.244.1.0/24', peersFile: '/tmp/../etc/x' },
+      { ...base, subnet: '10.244.1.0/24', underlay: 'eth0\nlink del x' },
+      { ...base, subnet: '10.244.1.0/24', vni: 1 << 24 },
+      { ...base, etcd: { endpoints: ['http://h:1/;rm'] } },
+    ];
+    for (const c of bad) expect(() => parseVxlanConf(c), JSON.stringify(c)).toThrow(expect.objectContaining({ code: 7 }));
+  });
+  it('leases from etcd when no subnet is given', () => {
+    expect(parseVxlanConf({ ...base, etcd: { endpoints: ['http://10.0.0.1:2379'] } }).source).toMatchObject({ kind: 'etcd', etcd: { prefix: '/coreos.com/network', leaseTTL: 86400 } });
+  });
+});
