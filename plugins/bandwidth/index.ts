@@ -1,0 +1,108 @@
+import { parseConf } from '../../lib/cni/conf.ts';
+import { validIfName } from '../../lib/cni/env.ts';
+import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
+import type { Result } from '../../lib/cni/result.ts';
+import type { Exec } from '../../lib/exec.ts';
+import { ipBatch, ipJson, parseIpJson } from '../../lib/ip/ip.ts';
+import type { IpLink } from '../../lib/ip/types.ts';
+import { BandwidthConf, resolveLimits, type Bucket } from './conf.ts';
+import { ifbAlias, ifbName, planAdd, planDel } from './plan.ts';
+import { observeQdiscs, tcBatch, type Qdisc } from './tc.ts';
+
+/** Host-side interfaces of a prevResult (no sandbox), with names safe to pass on. */
+const hostCandidates = (prev: Result | undefined): string[] =>
+  (prev?.interfaces ?? []).filter((i) => !i.sandbox && validIfName(i.name) === undefined).map((i) => i.name);
+
+/** The host end of the container's veth, as the reference finds it: a veth peer of CNI_IFNAME. */
+async function findHostVeth(ctx: PluginContext, prev: Result | undefined): Promise<IpLink | undefined> {
+  const names = hostCandidates(prev);
+  if (names.length === 0) return undefined;
+  const veths = (await observeLinksDetailed(ctx.exec, names)).filter((l) => l.linkinfo?.info_kind === 'veth');
+  if (veths.length <= 1 || !ctx.netns) return veths[0];
+  const [peer] = await ipJson<(IpLink & { link_index?: number })[]>(ctx.exec, ['link', 'show', 'dev', ctx.ifname], ctx.netns);
+  return veths.find((v) => v.ifindex === peer?.link_index);
+}
+
+/** `ip -d -json link show` of each name in one spawn; names that do not exist are skipped. */
+async function observeLinksDetailed(exec: Exec, names: readonly string[]): Promise<IpLink[]> {
+  const out = await exec.runAsync(['ip', '-d', '-force', '-json', '-batch', '-'], { input: names.map((n) => `link show dev ${n}\n`).join(''), allowFailure: true });
+  const parsed = parseIpJson<unknown[]>(out.stdout);
+  return parsed.flatMap((x) => (Array.isArray(x) ? (x as IpLink[]) : [x as IpLink]));
+}
+
+function requireVeth(veth: IpLink | undefined): IpLink {
+  if (!veth) throw new CniError(ErrorCode.invalidConfig, 'bandwidth only supports a veth interface on the host', 'no host-side veth peer of the container interface in prevResult');
+  return veth;
+}
+
+function tbfMatches(qdiscs: Qdisc[] | undefined, b: Bucket): string | undefined {
+  const q = qdiscs?.find((x) => x.root && x.kind === 'tbf');
+  if (!q) return 'no tbf qdisc';
+  const rate = Math.floor(b.rate / 8);
+  return q.options?.rate === rate ? undefined : `tbf rate is ${q.options?.rate} bytes/s, configured ${rate}`;
+}
+
+export default definePlugin({
+  name: 'bandwidth',
+  summary: 'limits a container’s ingress and egress rate with tbf (egress through an ifb device)',
+
+  async add(ctx) {
+    const conf = parseConf(BandwidthConf(), ctx.conf);
+    const limits = resolveLimits(conf);
+    const prev = ctx.prevResult;
+    if (!prev) throw new CniError(ErrorCode.invalidConfig, 'must be called as chained plugin', 'bandwidth needs a prevResult');
+    if (!limits.ingress && !limits.egress) return prev;
+    const veth = requireVeth(await findHostVeth(ctx, prev));
+    const ifb = ifbName(conf.name, ctx.containerId);
+    const plan = planAdd(limits, veth.ifname, ifb, ifbAlias(conf.name), veth.mtu);
+    await using undo = ctx.undo();
+    undo.push('remove shaping', () => applyDel(ctx.exec, veth.ifname, ifb));
+    await ipBatch(ctx.exec, plan.ip);
+    await tcBatch(ctx.exec, plan.tc);
+    const result: Result = prev;
+    if (limits.egress) {
+      const [link] = await observeLinksDetailed(ctx.exec, [ifb]);
+      result.interfaces = [...(prev.interfaces ?? []), { name: ifb, ...(link?.address ? { mac: link.address } : {}) }];
+    }
+    undo.commit();
+    return result;
+  },
+
+  async del(ctx) {
+    const conf = parseConf(BandwidthConf(), ctx.conf);
+    const veth = await findHostVeth(ctx, ctx.prevResult).catch(() => undefined);
+    await applyDel(ctx.exec, veth?.ifname, ifbName(conf.name, ctx.containerId));
+  },
+
+  async check(ctx) {
+    const conf = parseConf(BandwidthConf(), ctx.conf);
+    const limits = resolveLimits(conf);
+    if (!ctx.prevResult) throw new CniError(ErrorCode.invalidConfig, 'must be called as chained plugin', 'bandwidth needs a prevResult');
+    if (!limits.ingress && !limits.egress) return;
+    const veth = requireVeth(await findHostVeth(ctx, ctx.prevResult));
+    const ifb = ifbName(conf.name, ctx.containerId);
+    const qdiscs = await observeQdiscs(ctx.exec, limits.egress ? [veth.ifname, ifb] : [veth.ifname]);
+    const problems = [
+      limits.ingress && tbfMatches(qdiscs.get(veth.ifname), limits.ingress)?.replace(/^/, `${veth.ifname}: `),
+      limits.egress && !qdiscs.get(veth.ifname)?.some((q) => q.kind === 'ingress') && `${veth.ifname}: no ingress qdisc`,
+      limits.egress && tbfMatches(qdiscs.get(ifb), limits.egress)?.replace(/^/, `${ifb}: `),
+    ].filter((p): p is string => typeof p === 'string');
+    if (problems.length > 0) throw new CniError(ErrorCode.internal, `bandwidth: ${problems[0]}`, problems.join('; '));
+  },
+
+  async gc(ctx) {
+    const conf = parseConf(BandwidthConf(), ctx.conf);
+    const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((a) => ifbName(conf.name, a.containerID)));
+    const alias = ifbAlias(conf.name);
+    const ifbs = await ipJson<(IpLink & { ifalias?: string })[]>(ctx.exec, ['link', 'show', 'type', 'ifb']);
+    const stale = ifbs.filter((l) => l.ifalias === alias && !valid.has(l.ifname)).map((l) => `link del dev ${l.ifname}`);
+    await ipBatch(ctx.exec, stale, { force: true });
+  },
+});
+
+async function applyDel(exec: Exec, hostIf: string | undefined, ifb: string): Promise<void> {
+  const plan = planDel(hostIf, ifb);
+  await tcBatch(exec, plan.tc, true);
+  await ipBatch(exec, plan.ip, { force: true });
+}
