@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { listReservations as readStore } from '../store/reservations.ts';
 
 /** host-local's default store: one directory per network. */
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
@@ -20,9 +21,8 @@ export interface Reservation {
 const NETWORK_DIR = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 /**
- * Reads host-local's on-disk layout (the reference plugin's, which ours keeps): a file named after
- * each address holding "CONTAINERID\r\nIFNAME", plus `last_reserved_ip.N` and `lock`, which are
- * not reservations. Read-only and lock-free: a listing, not a transaction.
+ * Every reservation under a host-local data dir (the reference's layout, which ours keeps), read
+ * through the store's own read API. Read-only and lock-free: a listing, not a transaction.
  */
 export function listReservations(dataDir: string, network?: string): Reservation[] {
   const networks = network ? [network] : listDirs(dataDir);
@@ -39,24 +39,7 @@ function listDirs(dir: string): string[] {
 
 function readNetwork(dataDir: string, network: string): Reservation[] {
   const dir = join(dataDir, network);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const out: Reservation[] = [];
-  for (const name of names) {
-    if (isIP(name) === 0) continue; // lock, last_reserved_ip.N, temp files
-    const file = join(dir, name);
-    try {
-      const [containerID = '', ifname = ''] = readFileSync(file, 'utf8').split(/\r?\n/).map((s) => s.trim());
-      out.push({ network, address: name, containerID, ifname, since: statSync(file).mtime.toISOString(), file });
-    } catch {
-      // released while we were reading
-    }
-  }
-  return out;
+  return readStore(dir).map((r) => ({ network, address: r.address, containerID: r.containerId, ifname: r.ifname, since: r.mtime.toISOString(), file: join(dir, r.address) }));
 }
 
 /** Numeric order, IPv4 before IPv6. */
