@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ipJson } from '../support/kernel.ts';
 import { Scope } from '../support/scope.ts';
 import { Checks } from './support/checks.ts';
-import { bridgePorts, firewallLines, freeHostPort, freeSubnet, httpGet, ncGet, perContainerChains, existingChains, reservations, RuntimeScratch } from './support/host.ts';
+import { bridgePorts, firewallLines, freeHostPort, freeSubnet, httpGet, ncGet, perContainerChains, existingChains, purgeRules, reservations, RuntimeScratch } from './support/host.ts';
 import { buildImage } from './support/image.ts';
 import { Podman } from './support/podman.ts';
 import { PluginDir } from './support/plugins.ts';
@@ -50,6 +50,7 @@ describe('podman (CNI backend)', () => {
 
   afterAll(() => {
     s.dispose();
+    purgeRules(patterns());
     scratch.remove();
   });
 

@@ -18,11 +18,13 @@ export class Checks {
     this.skipReason = missing.length ? `${PLUGIN_DIR} has no ${missing.join(', ')}` : undefined;
   }
 
-  check(name: string, fn: () => unknown): void {
+  /** A check; `skip` gives a reason this one cannot hold for the plugins under test. */
+  check(name: string, fn: () => unknown, skip?: string): void {
     it(name, async (ctx) => {
-      if (this.skipReason) {
-        line(`SKIP ${this.runtime}: ${name} (${this.skipReason})`);
-        ctx.skip(this.skipReason);
+      const reason = this.skipReason ?? skip;
+      if (reason) {
+        line(`SKIP ${this.runtime}: ${name} (${reason})`);
+        ctx.skip(reason);
         return;
       }
       try {

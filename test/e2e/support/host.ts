@@ -97,3 +97,29 @@ export function httpGet(host: string, port: number, path = '/index.html'): Promi
 
 /** A shell line for busybox in a container: the same GET with nc. */
 export const ncGet = (host: string, port: number, path = '/index.html') => `printf 'GET ${path} HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${host} ${port}`;
+
+/**
+ * Deletes the iptables rules matching `patterns` and the per-container chains they use: the test's
+ * own leftovers (a failed run, or a plugin known to leak), so the machine is left clean either way.
+ */
+export function purgeRules(patterns: readonly RegExp[]): void {
+  for (const [save, restore] of [
+    ['iptables-save', 'iptables-restore'],
+    ['ip6tables-save', 'ip6tables-restore'],
+  ] as const) {
+    const tables = new Map<string, { rules: string[]; chains: Set<string> }>();
+    let table = '';
+    for (const line of tryRun([save]).stdout.split('\n')) {
+      if (line.startsWith('*')) tables.set((table = line.slice(1)), { rules: [], chains: new Set() });
+      else if (line.startsWith(':')) tables.get(table)?.chains.add(line.slice(1).split(' ')[0]!);
+      else if (line.startsWith('-A ') && patterns.some((p) => p.test(line))) tables.get(table)?.rules.push(line);
+    }
+    const script: string[] = [];
+    for (const [name, t] of tables) {
+      if (t.rules.length === 0) continue;
+      const chains = perContainerChains(t.rules).filter((c) => t.chains.has(c));
+      script.push(`*${name}`, ...t.rules.map((r) => '-D' + r.slice(2)), ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`), 'COMMIT');
+    }
+    if (script.length) tryRun([restore, '--noflush'], script.join('\n') + '\n');
+  }
+}
