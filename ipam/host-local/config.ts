@@ -49,7 +49,7 @@ export const HostLocalNet = lazy(() =>
   z.looseObject({
     cniVersion: z.optional(z.string()),
     name: z.string(),
-    ipam: z.looseObject({
+    ipam: z.optional(z.nullable(z.looseObject({
       type: z.optional(z.string()),
       subnet: z.optional(z.nullable(z.string())),
       rangeStart: z.optional(z.nullable(z.string())),
@@ -59,7 +59,7 @@ export const HostLocalNet = lazy(() =>
       routes: z.optional(z.nullable(z.array(RawRoute()))),
       dataDir: z.optional(z.nullable(z.string())),
       resolvConf: z.optional(z.nullable(z.string())),
-    }),
+    }))),
     runtimeConfig: z.optional(z.nullable(z.looseObject({ ipRanges: RawRangeSets(), ips: IpList() }))),
     args: z.optional(z.nullable(z.looseObject({ cni: z.optional(z.nullable(z.looseObject({ ips: IpList() }))) }))),
   }),
@@ -146,8 +146,9 @@ function parseRoute(raw: { dst: string; gw?: string | null | undefined }): Route
  * CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips. Everything is checked before any file is touched.
  */
 export function parseHostLocalConf(raw: unknown, envIp: string | undefined): HostLocalConf {
-  if (raw && typeof raw === 'object' && !('ipam' in raw && (raw as { ipam: unknown }).ipam)) throw bad("IPAM config missing 'ipam' key");
   const n = parseConf(HostLocalNet(), raw);
+  const ipam = n.ipam;
+  if (!ipam) throw bad("IPAM config missing 'ipam' key");
   if (!NETWORK_NAME.test(n.name) || n.name.length > 255) {
     throw bad(`invalid network name ${JSON.stringify(n.name.slice(0, 64))}`, 'it names the store directory: letters, digits, "_", "." and "-", starting with a letter or digit');
   }
@@ -158,7 +159,6 @@ export function parseHostLocalConf(raw: unknown, envIp: string | undefined): Hos
     ...(n.runtimeConfig?.ips ?? []),
   ].map((t) => ipField(t.includes('/') ? t.slice(0, t.indexOf('/')) : t, 'a requested IP'));
 
-  const ipam = n.ipam;
   const legacy = given(ipam.subnet) !== undefined ? [[{ subnet: ipam.subnet!, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway }]] : [];
   const rawSets = [...(n.runtimeConfig?.ipRanges ?? []), ...legacy, ...(ipam.ranges ?? [])];
   if (rawSets.length === 0) throw bad('no IP ranges specified');
