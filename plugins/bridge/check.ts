@@ -27,16 +27,13 @@ export interface CheckObservation {
 }
 
 async function observe(ctx: PluginContext, br: Bridge, vethName: string | undefined): Promise<CheckObservation> {
-  const [bridge, veth, inside] = await Promise.all([
+  const [bridge, veth, container, routes] = await Promise.all([
     observeLink(ctx.exec, br.bridge),
     vethName ? observeLink(ctx.exec, vethName) : undefined,
-    ipBatch(ctx.exec, [batchLine('addr', 'show', 'dev', ctx.ifname), batchLine('route', 'show', 'table', 'all')], { netns: ctx.netns, json: true, force: true }),
+    observeLink(ctx.exec, ctx.ifname, ctx.netns),
+    ipBatch(ctx.exec, [batchLine('route', 'show', 'table', 'all')], { netns: ctx.netns, json: true }),
   ]);
-  const parts = parseIpJson<unknown[][]>(inside);
-  // with -force a missing interface prints no array: then only the routes came back
-  const container = parts.length === 2 ? (parts[0]![0] as IpLink | undefined) : undefined;
-  const routes = (parts.length === 2 ? parts[1] : parts[0]) as KernelRoute[] | undefined;
-  return { bridge, veth, container, routes: routes ?? [] };
+  return { bridge, veth, container, routes: parseIpJson<KernelRoute[]>(routes) };
 }
 
 /** Compares prevResult with the kernel (pure); throws the first mismatch with a readable message. */
