@@ -1,0 +1,328 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CNITOOL, OUR_BIN } from '../support/paths.ts';
+import { Scope, sh, tryRun } from '../support/scope.ts';
+import { ipJson, pings } from '../support/kernel.ts';
+import { vtepMac } from '../../plugins/vxlan/peers.ts';
+
+/**
+ * Simulated nodes: each node is a network namespace with `eth0` on an underlay bridge that lives in
+ * its own namespace; pods are namespaces attached by the plugin, run inside the node's namespace.
+ */
+
+const NETWORK = '10.244.0.0/16';
+const DEVICE = 'tscni.1';
+const underlayIp = (i: number) => `192.168.100.${i}`;
+
+interface Node {
+  i: number;
+  ns: string;
+  dir: string;
+  confFile: string;
+  conf: Record<string, unknown>;
+}
+
+interface Pod {
+  ns: string;
+  path: string;
+  id: string;
+  ip: string;
+  node: Node;
+  result: any;
+}
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  json: any;
+}
+
+function parse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(process.env.TSCNI_LOG ? { TSCNI_LOG: process.env.TSCNI_LOG } : {}) });
+
+/** Runs argv inside a node's namespace. */
+function inNode(node: Node, argv: string[], env: Record<string, string> = {}, input?: string): Run {
+  const r = spawnSync('ip', ['netns', 'exec', node.ns, ...argv], { input, env: { ...baseEnv(), ...env }, encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', json: parse(r.stdout ?? '') };
+}
+
+/** The plugin binary exec'd by a runtime on that node. */
+function plugin(node: Node, command: string, pod: { path: string; id: string }, conf: unknown = node.conf, ifname = 'eth0'): Run {
+  const env = { CNI_COMMAND: command, CNI_CONTAINERID: pod.id, CNI_NETNS: pod.path, CNI_IFNAME: ifname, CNI_PATH: OUR_BIN };
+  return inNode(node, [join(OUR_BIN, 'vxlan')], env, JSON.stringify(conf));
+}
+
+const tscni = (node: Node, ...args: string[]) => inNode(node, [join(OUR_BIN, 'tscni'), ...args]);
+
+class Cluster {
+  readonly underlay: string;
+  readonly nodes: Node[] = [];
+  readonly peersFile: string;
+  private readonly dir: string;
+
+  constructor(
+    private readonly s: Scope,
+    private readonly extra: (i: number) => Record<string, unknown> = (i) => ({ subnet: `10.244.${i}.0/24`, peersFile: this.peersFile }),
+  ) {
+    this.dir = s.tmpdir();
+    this.peersFile = join(this.dir, 'peers.json');
+    this.underlay = s.netns('u').name;
+    sh(['ip', '-n', this.underlay, 'link', 'add', 'br0', 'type', 'bridge']);
+    sh(['ip', '-n', this.underlay, 'addr', 'add', '192.168.100.254/24', 'dev', 'br0']);
+    sh(['ip', '-n', this.underlay, 'link', 'set', 'br0', 'up']);
+  }
+
+  /** A node on the underlay with `eth0` = 192.168.100.i and a default route (the plugin's default underlay). */
+  addNode(i: number): Node {
+    const ns = this.s.netns('k').name;
+    sh(['ip', '-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `v${i}`, 'netns', this.underlay]);
+    sh(['ip', '-n', ns, 'addr', 'add', `${underlayIp(i)}/24`, 'dev', 'eth0']);
+    sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
+    sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', '192.168.100.254']);
+    sh(['ip', '-n', this.underlay, 'link', 'set', `v${i}`, 'master', 'br0', 'up']);
+    const dir = join(this.dir, `node${i}`);
+    mkdirSync(dir);
+    const conf = { cniVersion: '1.0.0', name: 'overlay', type: 'vxlan', network: NETWORK, stateDir: join(dir, 'state'), ipam: { dataDir: join(dir, 'ipam') }, ...this.extra(i) };
+    const confFile = join(dir, 'overlay.conflist');
+    writeFileSync(confFile, JSON.stringify({ cniVersion: '1.0.0', name: 'overlay', plugins: [{ ...conf, name: undefined, cniVersion: undefined }] }));
+    const node = { i, ns, dir, confFile, conf };
+    this.nodes.push(node);
+    return node;
+  }
+
+  writePeers(entries: unknown): void {
+    const tmp = `${this.peersFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(entries));
+    sh(['mv', tmp, this.peersFile]);
+  }
+
+  peerEntries(nodes = this.nodes) {
+    return nodes.map((n) => ({ subnet: `10.244.${n.i}.0/24`, ip: underlayIp(n.i) }));
+  }
+
+  addPod(node: Node): Pod {
+    const ns = this.s.netns('p');
+    const id = this.s.name('c');
+    const r = plugin(node, 'ADD', { path: ns.path, id });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const ip = String(r.json.ips[0].address).split('/')[0]!;
+    return { ns: ns.name, path: ns.path, id, ip, node, result: r.json };
+  }
+}
+
+function peerRoutes(node: Node): string[] {
+  const r = tryRun(['ip', '-n', node.ns, '-json', 'route', 'show', 'dev', DEVICE]);
+  return r.status === 0 ? (JSON.parse(r.stdout) as any[]).filter((x) => x.gateway).map((x) => x.dst).sort() : [];
+}
+
+async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A background process inside a node, stopped on dispose. */
+function background(s: Scope, node: Node, argv: string[]): ChildProcess & { output: () => string } {
+  const child = spawn('ip', ['netns', 'exec', node.ns, ...argv], { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (b) => (output += b));
+  child.stderr!.on('data', (b) => (output += b));
+  s.defer(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return Object.assign(child, { output: () => output });
+}
+
+function nstat(ns: string): Record<string, number> {
+  const out = sh(['ip', 'netns', 'exec', ns, 'nstat', '-a', '-s', '-z', '-j', 'IpFragCreates', 'IpReasmReqds']);
+  return JSON.parse(out).kernel;
+}
+
+describe('vxlan overlay (file peers)', () => {
+  const s = new Scope();
+  afterEach(() => s.dispose());
+
+  it('connects every pod to every pod across 3 nodes; MTU exact with DF; no fragmentation; DEL keeps the device; teardown removes all', () => {
+    const c = new Cluster(s);
+    const nodes = [1, 2, 3].map((i) => c.addNode(i));
+    c.writePeers(c.peerEntries());
+    const pods = nodes.flatMap((n) => [c.addPod(n), c.addPod(n)]);
+
+    // kernel state on node 1: device as specified, a route + permanent neighbour + FDB entry per peer
+    const n1 = nodes[0]!;
+    const dev = ipJson<any[]>(['-d', 'link', 'show', DEVICE], n1.ns)[0];
+    expect(dev.mtu).toBe(1450);
+    expect(dev.address).toBe(vtepMac(1, underlayIp(1)));
+    expect(dev.linkinfo.info_data).toMatchObject({ id: 1, local: underlayIp(1), link: 'eth0', port: 4789, learning: false });
+    expect(peerRoutes(n1)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+    const neigh = ipJson<any[]>(['neigh', 'show', 'dev', DEVICE], n1.ns).filter((n) => !n.dst.includes(':'));
+    expect(neigh.map((n) => [n.dst, n.lladdr, n.state]).sort()).toEqual([
+      ['10.244.2.0', vtepMac(1, underlayIp(2)), ['PERMANENT']],
+      ['10.244.3.0', vtepMac(1, underlayIp(3)), ['PERMANENT']],
+    ].sort());
+    const fdb = JSON.parse(inNode(n1, ['bridge', '-json', 'fdb', 'show', 'dev', DEVICE]).stdout);
+    expect(fdb.map((f: any) => [f.mac, f.dst, f.state]).sort()).toEqual([
+      [vtepMac(1, underlayIp(2)), underlayIp(2), 'permanent'],
+      [vtepMac(1, underlayIp(3)), underlayIp(3), 'permanent'],
+    ].sort());
+    expect(inNode(n1, ['cat', '/proc/sys/net/ipv4/ip_forward']).stdout.trim()).toBe('1');
+    expect(pods[0]!.ip.startsWith('10.244.1.')).toBe(true);
+    expect(pods[2]!.ip.startsWith('10.244.2.')).toBe(true);
+    expect(ipJson<any[]>(['link', 'show', 'eth0'], pods[0]!.ns)[0].mtu).toBe(1450);
+
+    // all pairs, including across nodes
+    for (const a of pods) for (const b of pods) if (a !== b) expect(pings(a.ns, b.ip), `${a.ip} -> ${b.ip}`).toBe(true);
+
+    // DF: exactly the pod MTU passes, one byte more fails (1450 - 20 IP - 8 ICMP = 1422 payload)
+    expect(pings(pods[0]!.ns, pods[4]!.ip, ['-M', 'do', '-s', '1422'])).toBe(true);
+    expect(pings(pods[0]!.ns, pods[4]!.ip, ['-M', 'do', '-s', '1423'])).toBe(false);
+
+    // a TCP transfer across nodes does not fragment on the underlay
+    const before = [nodes[0]!, nodes[2]!].map((n) => nstat(n.ns));
+    const server = spawn('ip', ['netns', 'exec', pods[4]!.ns, 'iperf3', '-s', '-1', '-B', pods[4]!.ip], { stdio: 'ignore' });
+    s.defer(() => server.kill('SIGKILL'));
+    let client: ReturnType<typeof tryRun> | undefined;
+    for (let attempt = 0; attempt < 50; attempt++) {
+      client = tryRun(['ip', 'netns', 'exec', pods[0]!.ns, 'iperf3', '-c', pods[4]!.ip, '-n', '20M', '-J']);
+      if (client.status === 0) break;
+      spawnSync('sleep', ['0.1']);
+    }
+    expect(client!.status, client!.stderr + client!.stdout.slice(0, 500)).toBe(0);
+    expect(JSON.parse(client!.stdout).end.sum_sent.bytes).toBeGreaterThanOrEqual(20 * 1024 * 1024);
+    const after = [nodes[0]!, nodes[2]!].map((n) => nstat(n.ns));
+    for (const k of [0, 1]) {
+      expect(after[k]!.IpFragCreates).toBe(before[k]!.IpFragCreates);
+      expect(after[k]!.IpReasmReqds).toBe(before[k]!.IpReasmReqds);
+    }
+
+    // CHECK passes with the result as prevResult
+    const pod = pods[0]!;
+    const check = plugin(n1, 'CHECK', pod, { ...n1.conf, prevResult: pod.result });
+    expect(check.status, check.stdout + check.stderr).toBe(0);
+
+    // DEL of every pod on node 1 keeps the device and its peers
+    for (const p of pods.filter((p) => p.node === n1)) {
+      const del = plugin(n1, 'DEL', { path: p.path, id: p.id });
+      expect(del.status, del.stdout + del.stderr).toBe(0);
+      expect(plugin(n1, 'DEL', { path: p.path, id: p.id }).status).toBe(0);
+    }
+    expect(ipJson<any[]>(['link', 'show', DEVICE], n1.ns)).toHaveLength(1);
+    expect(peerRoutes(n1)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+    // STATUS is fine while the device is up
+    const status = plugin(n1, 'STATUS', { path: '', id: '' }, { ...n1.conf, cniVersion: '1.1.0' });
+    expect(status.status, status.stdout).toBe(0);
+
+    // teardown removes the device, the bridge and the state
+    const down = tscni(n1, 'vxlan', 'teardown', '--conf', n1.confFile);
+    expect(down.status, down.stderr).toBe(0);
+    const links = ipJson<any[]>(['link', 'show'], n1.ns).map((l) => l.ifname);
+    expect(links).not.toContain(DEVICE);
+    expect(links).not.toContain('cni0');
+    const after2 = plugin(n1, 'STATUS', { path: '', id: '' }, { ...n1.conf, cniVersion: '1.1.0' });
+    expect(after2.status).toBe(1);
+    expect(after2.json.code).toBe(50);
+  });
+
+  it('STATUS is code 50 before the node has its device; CHECK reports a missing peer entry', () => {
+    const c = new Cluster(s);
+    const [n1] = [1, 2].map((i) => c.addNode(i));
+    c.writePeers(c.peerEntries());
+    const status = plugin(n1!, 'STATUS', { path: '', id: '' }, { ...n1!.conf, cniVersion: '1.1.0' });
+    expect(status.json).toMatchObject({ code: 50 });
+    const pod = c.addPod(n1!);
+    inNode(n1!, ['ip', 'neigh', 'del', '10.244.2.0', 'dev', DEVICE]);
+    const check = plugin(n1!, 'CHECK', pod, { ...n1!.conf, prevResult: undefined });
+    expect(check.status).toBe(1);
+    expect(check.json.msg).toMatch(/missing peer entries/);
+    expect(check.json.details).toContain('neigh replace 10.244.2.0');
+    // the next ADD (or sync) repairs it
+    const sync = tscni(n1!, 'vxlan', 'sync', '--conf', n1!.confFile);
+    expect(sync.status, sync.stderr).toBe(0);
+    expect(JSON.parse(sync.stdout)).toMatchObject({ subnet: '10.244.1.0/24', peers: 1, changed: 1 });
+  });
+
+  it('follows the peers file with sync --watch: join, move, leave; bad entries are rejected and break nothing', async () => {
+    const c = new Cluster(s);
+    const nodes = [1, 2, 3].map((i) => c.addNode(i));
+    c.writePeers(c.peerEntries(nodes.slice(0, 2)));
+    const n1 = nodes[0]!;
+    const watcher = background(s, n1, [join(OUR_BIN, 'tscni'), 'vxlan', 'sync', '--watch', '--conf', n1.confFile]);
+    await until('first sync', () => peerRoutes(n1).length === 1);
+    expect(peerRoutes(n1)).toEqual(['10.244.2.0/24']);
+
+    // join
+    c.writePeers(c.peerEntries(nodes));
+    await until('node 3 joins', () => peerRoutes(n1).length === 2);
+    expect(peerRoutes(n1)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+
+    // bad data next to good: rejected with a log line, existing routes untouched
+    c.writePeers([
+      ...c.peerEntries(nodes),
+      { subnet: '10.244.1.0/24', ip: '192.168.100.66' },
+      { subnet: '10.244.2.128/25', ip: '192.168.100.67' },
+      { subnet: 'nonsense', ip: '192.168.100.68' },
+    ]);
+    await until('rejections logged', () => (watcher.output().match(/rejected peer/g) ?? []).length >= 3);
+    expect(watcher.output()).toContain('claims our subnet 10.244.1.0/24');
+    expect(watcher.output()).toContain('overlaps 10.244.2.0/24');
+    expect(peerRoutes(n1)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+    // a file that is not JSON at all changes nothing
+    writeFileSync(c.peersFile, '{ not json');
+    await until('unreadable file logged', () => watcher.output().includes('is not JSON'));
+    expect(peerRoutes(n1)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+
+    // a node that moved to another underlay address: its FDB entry follows (replace, not append)
+    c.writePeers([...c.peerEntries(nodes.slice(0, 2)), { subnet: '10.244.3.0/24', ip: '192.168.100.33', mac: vtepMac(1, underlayIp(3)) }]);
+    const fdbDst = () => JSON.parse(inNode(n1, ['bridge', '-json', 'fdb', 'show', 'dev', DEVICE]).stdout).find((f: any) => f.mac === vtepMac(1, underlayIp(3)))?.dst;
+    await until('node 3 moves', () => fdbDst() === '192.168.100.33');
+
+    // leave
+    c.writePeers(c.peerEntries(nodes.slice(0, 2)));
+    await until('node 3 leaves', () => peerRoutes(n1).length === 1);
+    expect(peerRoutes(n1)).toEqual(['10.244.2.0/24']);
+    expect(ipJson<any[]>(['neigh', 'show', '10.244.3.0', 'dev', DEVICE], n1.ns)).toEqual([]);
+    watcher.kill('SIGTERM');
+    await until('watcher exits', () => watcher.exitCode !== null);
+    expect(watcher.exitCode).toBe(0);
+  });
+
+  it('works through cnitool (libcni) run on the node', () => {
+    const c = new Cluster(s);
+    const nodes = [1, 2].map((i) => c.addNode(i));
+    c.writePeers(c.peerEntries());
+    const remote = c.addPod(nodes[1]!);
+    const pod = s.netns('p');
+    const env = { NETCONFPATH: nodes[0]!.dir, CNI_PATH: OUR_BIN, CNI_CACHEDIR: s.tmpdir() };
+    const add = inNode(nodes[0]!, [CNITOOL, 'add', 'overlay', pod.path], env);
+    expect(add.status, add.stderr).toBe(0);
+    expect(add.json.ips[0].address).toMatch(/^10\.244\.1\.\d+\/24$/);
+    expect(add.json.routes).toEqual([{ dst: NETWORK }]);
+    expect(pings(pod.name, remote.ip)).toBe(true);
+    const check = inNode(nodes[0]!, [CNITOOL, 'check', 'overlay', pod.path], env);
+    expect(check.status, check.stderr).toBe(0);
+    expect(inNode(nodes[0]!, [CNITOOL, 'del', 'overlay', pod.path], env).status).toBe(0);
+    expect(pings(pod.name, remote.ip)).toBe(false);
+  });
+
+  it('rejects a bad config before touching anything', () => {
+    const c = new Cluster(s);
+    const n1 = c.addNode(1);
+    const pod = s.netns('p');
+    const r = plugin(n1, 'ADD', { path: pod.path, id: s.name('c') }, { ...n1.conf, subnet: '10.99.0.0/24' });
+    expect(r.status).toBe(1);
+    expect(r.json).toMatchObject({ code: 7 });
+    expect(ipJson<any[]>(['link', 'show'], n1.ns).map((l) => l.ifname).sort()).toEqual(['eth0', 'lo']);
+  });
+});
