@@ -8,6 +8,7 @@ import type { Exec } from '../exec.ts';
 import { ipJson } from '../ip/ip.ts';
 import { contains, formatCidr, formatIp, network, nextIp, parseCidr, parseIp, type Cidr, type Ip } from '../net/ip.ts';
 import { iptablesSave, type SavedTable } from '../netfilter/iptables.ts';
+import { FAMILIES, findTaggedRules, sweepCommands } from './tagged-rules.ts';
 import { DEFAULT_CACHE_DIR, listCachedAttachments, type CachedAttachment } from './cache.ts';
 import { defineCommand, EXIT } from './command.ts';
 import { scanConfDir, type ConfList } from './conflist.ts';
@@ -182,31 +183,14 @@ async function observeLink(exec: Exec, name: string): Promise<LinkAddrs | undefi
   }
 }
 
-const ATTACHMENT_CHAIN = /^CNI-(DN-[0-9a-f]{21}|[0-9a-f]{24})$/;
-const TAG = /(dnat )?name: \\?"([A-Za-z0-9_.-]+)\\?" id: \\?"([A-Za-z0-9_.-]+)\\?"/;
-
-/**
- * Masquerade and portmap rules (the reference's tagged shape, which ours keep) whose attachment is
- * no longer cached: each group gets the iptables commands that remove it (pure).
- */
+/** Tagged masquerade/portmap rules whose attachment is no longer cached, with their removal (pure). */
 export function findStaleRules(saved: SavedTable, live: ReadonlySet<string>, tool = 'iptables'): Finding[] {
-  const stale = new Map<string, { chain: string; spec: string }[]>();
-  for (const rule of saved.rules) {
-    const m = TAG.exec(rule.spec);
-    if (!m) continue;
-    const key = `${m[2]}/${m[3]}`;
-    if (live.has(key)) continue;
-    stale.set(key, [...(stale.get(key) ?? []), rule]);
-  }
-  return [...stale].map(([key, rules]) => {
-    const [net, cid] = key.split('/');
-    // the attachment's own chains (masquerade CNI-<hash>, portmap CNI-DN-<hash>) go too
-    const targets = rules.flatMap((r) => [r.chain, / -j (\S+)$/.exec(r.spec)?.[1] ?? '']);
-    const own = new Set(targets.filter((c) => ATTACHMENT_CHAIN.test(c)));
-    const dels = rules.filter((r) => !own.has(r.chain)).map((r) => `${tool} -t nat -D ${r.chain} ${r.spec}`);
-    const drops = [...own].flatMap((c) => [`${tool} -t nat -F ${c}`, `${tool} -t nat -X ${c}`]);
-    return { check: 'rules' as const, severity: 'problem' as const, message: `${rules.length} ${tool} nat rule(s) left by network "${net}" container ${cid}, which has no cached attachment`, fix: [...dels, ...drops].join(' && ') };
-  });
+  return findTaggedRules(saved, (net, cid) => !live.has(`${net}/${cid}`)).map((g) => ({
+    check: 'rules' as const,
+    severity: 'problem' as const,
+    message: `${g.rules.length + g.chains.length} ${tool} nat rule(s)/chain(s) left by network "${g.network}" container ${g.containerId}, which has no cached attachment`,
+    fix: sweepCommands(g, tool).join(' && '),
+  }));
 }
 
 export function checkAttachments(cached: readonly CachedAttachment[], netnsExists: (p: string) => boolean = existsSync): Finding[] {
@@ -241,7 +225,7 @@ export default defineCommand({
     }
     findings.push(...checkAttachments(cached));
     const live = new Set(cached.map((a) => `${a.networkName}/${a.containerId}`));
-    for (const [family, tool] of [[4, 'iptables'], [6, 'ip6tables']] as const) {
+    for (const [family, tool] of FAMILIES) {
       try {
         findings.push(...findStaleRules(await iptablesSave(ctx.exec, family, 'nat'), live, tool));
       } catch (err) {

@@ -3,7 +3,8 @@ import { DEFAULT_CACHE_DIR, listCachedAttachments, type CachedAttachment } from 
 import { defineCommand, EXIT, type CommandContext } from './command.ts';
 import { loadConfList } from './conflist.ts';
 import { goMarshal } from './go-json.ts';
-import { addNetworkList, checkNetworkList, delNetworkList, gcNetworkList, statusNetworkList, type GcAttachment, type Runner } from './network-list.ts';
+import { addNetworkList, checkNetworkList, delNetworkList, gcNetworkList, statusNetworkList, type GcAttachment, type GcReport, type Runner } from './network-list.ts';
+import { sweepTaggedRules } from './tagged-rules.ts';
 import { buildRuntimeConf, UsageError, validName } from './runtime-conf.ts';
 
 export const DEFAULT_CONF_DIR = '/etc/cni/net.d';
@@ -32,6 +33,8 @@ Exit codes: 0 ok, 1 failure, 2 usage.
 const GC_HELP = `
   --valid CID/IFNAME  an attachment to keep (repeatable, or comma-separated); without it, the valid
                       attachments are the cached ones whose netns still exists
+  --no-sweep          do not remove nat rules (masquerade, portmap) that the deleted attachments'
+                      plugins left behind (found by their reference-style tags)
 `;
 
 export function runnerFor(ctx: CommandContext): Runner {
@@ -58,8 +61,25 @@ export function liveAttachments(cached: readonly CachedAttachment[], network: st
     .map((a) => ({ containerID: a.containerId, ifname: a.ifName }));
 }
 
+/**
+ * After GC's DELs, removes tagged nat rules the deleted attachments' plugins left behind (the
+ * reference bridge 1.1.1 keeps its masquerade chain when the netns is already gone). Only the
+ * containers just deleted, and only when none of their attachments to this network is still valid.
+ */
+async function sweepAfterGc(ctx: CommandContext, network: string, report: GcReport, valid: readonly GcAttachment[]): Promise<number> {
+  const stillValid = new Set(valid.map((a) => a.containerID));
+  const gone = new Set(report.deleted.filter((d) => !d.error && !stillValid.has(d.containerID)).map((d) => d.containerID));
+  if (gone.size === 0 || ctx.args.bools.has('no-sweep')) return 0;
+  try {
+    return await sweepTaggedRules(ctx.exec, (net, cid) => net === network && gone.has(cid));
+  } catch (err) {
+    ctx.err(`tscni gc: could not sweep leftover nat rules: ${(err as Error).message}\n`);
+    return 0;
+  }
+}
+
 export default defineCommand({
-  flags: { 'conf-dir': 'string', 'cni-path': 'string', 'cache-dir': 'string', 'cap-args': 'string', valid: 'list' },
+  flags: { 'conf-dir': 'string', 'cni-path': 'string', 'cache-dir': 'string', 'cap-args': 'string', valid: 'list', 'no-sweep': 'bool' },
   help: (name) => `${HELP[name]}\n${COMMON}${name === 'gc' ? GC_HELP : ''}`,
   async run(ctx) {
     const verb = ctx.name;
@@ -94,10 +114,11 @@ export default defineCommand({
         const validFlag = ctx.args.lists.get('valid');
         const valid = validFlag ? parseValid(validFlag) : liveAttachments(cached, list.name);
         const report = await gcNetworkList(runner, list, cached, valid);
-        if (ctx.json) ctx.out(JSON.stringify({ network: list.name, valid, ...report }) + '\n');
+        const swept = await sweepAfterGc(ctx, list.name, report, valid);
+        if (ctx.json) ctx.out(JSON.stringify({ network: list.name, valid, ...report, swept }) + '\n');
         else {
           for (const d of report.deleted) ctx.out(`${d.error ? 'failed' : 'deleted'} ${list.name} ${d.containerID} ${d.ifname}${d.error ? `: ${d.error}` : ''}\n`);
-          ctx.out(`${list.name}: ${report.deleted.length} stale attachment(s), ${valid.length} valid; ${report.pluginsCalled ? 'plugins garbage-collected' : `plugin GC skipped (cniVersion ${list.cniVersion || 'unset'} < 1.1.0)`}\n`);
+          ctx.out(`${list.name}: ${report.deleted.length} stale attachment(s), ${valid.length} valid; ${report.pluginsCalled ? 'plugins garbage-collected' : `plugin GC skipped (cniVersion ${list.cniVersion || 'unset'} < 1.1.0)`}${swept ? `; swept rules left by ${swept} of them` : ''}\n`);
           for (const e of report.errors) ctx.err(`tscni gc: ${e}\n`);
         }
         return report.errors.length > 0 ? EXIT.failure : EXIT.ok;

@@ -95,13 +95,13 @@ COMMIT
 `);
     const findings = findStaleRules(saved, new Set(['n/live']));
     expect(findings).toHaveLength(1);
-    expect(findings[0]!.message).toContain('3 iptables nat rule(s) left by network "n" container gone');
+    expect(findings[0]!.message).toContain('4 iptables nat rule(s)/chain(s) left by network "n" container gone');
     expect(findings[0]!.fix!.split(' && ')).toEqual([
       'iptables -t nat -D POSTROUTING -s 10.99.0.2/32 -m comment --comment "name: \\"n\\" id: \\"gone\\"" -j CNI-e5e4b977c1f1ab9129267d8a',
       'iptables -t nat -D CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"n\\" id: \\"gone\\"" -m multiport --dports 18080 -j CNI-DN-e5e4b977c1f1ab9129267',
       'iptables -t nat -F CNI-e5e4b977c1f1ab9129267d8a',
-      'iptables -t nat -X CNI-e5e4b977c1f1ab9129267d8a',
       'iptables -t nat -F CNI-DN-e5e4b977c1f1ab9129267',
+      'iptables -t nat -X CNI-e5e4b977c1f1ab9129267d8a',
       'iptables -t nat -X CNI-DN-e5e4b977c1f1ab9129267',
     ]);
   });

@@ -1,0 +1,64 @@
+import type { Exec } from '../exec.ts';
+import { iptablesRestore, iptablesSave, restoreScript, type IpFamily, type SavedTable } from '../netfilter/iptables.ts';
+
+/**
+ * nat rules tagged with an attachment, in the reference plugins' shape (which ours keep): masquerade
+ * `name: "NET" id: "ID"` in POSTROUTING and a chain CNI-<hash>, portmap `dnat name: …` in
+ * CNI-HOSTPORT-DNAT jumping to CNI-DN-<hash>. Found by tag, never by recomputing hashes.
+ */
+export interface TaggedRules {
+  network: string;
+  containerId: string;
+  /** Rules in shared chains, to delete one by one. */
+  rules: { chain: string; spec: string }[];
+  /** The attachment's own chains, to flush and delete. */
+  chains: string[];
+}
+
+const TAG = /(?:dnat )?name: \\?"([A-Za-z0-9_.-]+)\\?" id: \\?"([A-Za-z0-9_.-]+)\\?"/;
+const OWN_CHAIN = /^CNI-(DN-[0-9a-f]{21}|[0-9a-f]{24})$/;
+
+/** Groups the tagged rules of attachments `pick` selects (pure). */
+export function findTaggedRules(saved: SavedTable, pick: (network: string, containerId: string) => boolean): TaggedRules[] {
+  const groups = new Map<string, TaggedRules>();
+  for (const rule of saved.rules) {
+    const m = TAG.exec(rule.spec);
+    if (!m || !pick(m[1]!, m[2]!)) continue;
+    const key = `${m[1]}/${m[2]}`;
+    const g = groups.get(key) ?? { network: m[1]!, containerId: m[2]!, rules: [], chains: [] };
+    groups.set(key, g);
+    const target = / -j (\S+)$/.exec(rule.spec)?.[1];
+    for (const c of [rule.chain, target]) if (c && OWN_CHAIN.test(c) && !g.chains.includes(c)) g.chains.push(c);
+    if (!OWN_CHAIN.test(rule.chain)) g.rules.push(rule);
+  }
+  return [...groups.values()];
+}
+
+/** iptables-restore lines removing the groups: shared-chain rules first, then own chains. */
+export function sweepLines(groups: readonly TaggedRules[]): string[] {
+  return [
+    ...groups.flatMap((g) => g.rules.map((r) => `-D ${r.chain} ${r.spec}`)),
+    ...groups.flatMap((g) => g.chains.map((c) => `-F ${c}`)),
+    ...groups.flatMap((g) => g.chains.map((c) => `-X ${c}`)),
+  ];
+}
+
+/** The same as shell commands, for a human to run. */
+export const sweepCommands = (g: TaggedRules, tool: string): string[] => sweepLines([g]).map((l) => `${tool} -t nat ${l}`);
+
+export const FAMILIES: readonly [IpFamily, string][] = [[4, 'iptables'], [6, 'ip6tables']];
+
+/**
+ * Removes what tagged nat rules the given attachments left (both families, one restore each).
+ * The reference bridge 1.1.1 leaves its masquerade chain when DEL comes after the netns is gone.
+ */
+export async function sweepTaggedRules(exec: Exec, pick: (network: string, containerId: string) => boolean): Promise<number> {
+  let removed = 0;
+  for (const [family] of FAMILIES) {
+    const groups = findTaggedRules(await iptablesSave(exec, family, 'nat'), pick);
+    const lines = sweepLines(groups);
+    await iptablesRestore(exec, family, restoreScript('nat', lines));
+    removed += groups.length;
+  }
+  return removed;
+}
