@@ -11,7 +11,7 @@ import { bridgePorts, existingChains, firewallLines, freeSubnet, perContainerCha
 import { buildImage, IMAGE_REF } from './support/image.ts';
 import { PLUGIN_DIR, PluginDir } from './support/plugins.ts';
 
-const NEEDS = ['bridge', 'host-local', 'portmap'];
+const NEEDS = ['bridge', 'host-local'];
 const NS = 'default';
 
 describe('containerd 1.6: ctr run --cni', () => {
@@ -45,7 +45,6 @@ describe('containerd 1.6: ctr run --cni', () => {
       name: net,
       plugins: [
         { type: 'bridge', bridge, isGateway: true, ipMasq: true, ipam: { type: 'host-local', dataDir, ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] } },
-        { type: 'portmap', capabilities: { portMappings: true } },
       ],
     });
     // ctr reads /etc/cni/net.d, /opt/cni/bin and libcni's cache /var/lib/cni: ours, in a private mount namespace only.

@@ -96,7 +96,7 @@ export function httpGet(host: string, port: number, path = '/index.html'): Promi
 }
 
 /** A shell line for busybox in a container: the same GET with nc. */
-export const ncGet = (host: string, port: number, path = '/index.html') => `printf 'GET ${path} HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${host} ${port}`;
+export const ncGet = (host: string, port: number, path = '/index.html') => `printf 'GET ${path} HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 ${host} ${port}`;
 
 /**
  * Deletes the iptables rules matching `patterns` and the per-container chains they use: the test's
