@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// npm run bench [-- --only version,loopback] [--runs N] [--warmup N] [--ours DIR] [--ref DIR] [--no-write]
+// Times tscni against the reference plugins side by side in one run, prints a table per section
+// and rewrites that section of BENCHMARKS.md (between its markers).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { environment, makeContext, renderTable, replaceSection, timeSpawn } from './lib.mjs';
+import { SECTIONS } from './sections.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const { values: opts } = parseArgs({
+  options: {
+    only: { type: 'string', multiple: true },
+    runs: { type: 'string', default: '50' },
+    warmup: { type: 'string', default: '5' },
+    ours: { type: 'string', default: join(root, 'dist', 'bin') },
+    ref: { type: 'string', default: '/usr/lib/cni' },
+    'no-write': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opts.help) {
+  console.log(`usage: npm run bench -- [--only SECTION[,SECTION]] [--runs N] [--warmup N] [--ours DIR] [--ref DIR] [--no-write]\nsections: ${SECTIONS.map((s) => s.id).join(', ')}`);
+  process.exit(0);
+}
+const only = opts.only?.flatMap((o) => o.split(','));
+const unknown = only?.filter((id) => !SECTIONS.some((s) => s.id === id)) ?? [];
+if (unknown.length) {
+  console.error(`bench: unknown section(s) ${unknown.join(', ')}; known: ${SECTIONS.map((s) => s.id).join(', ')}`);
+  process.exit(2);
+}
+const ours = resolve(opts.ours);
+if (!existsSync(join(ours, 'tscni'))) {
+  console.error(`bench: ${join(ours, 'tscni')} not found; run npm run build first`);
+  process.exit(2);
+}
+
+const env = environment(ours);
+console.log(env);
+const bench = join(root, 'BENCHMARKS.md');
+let doc = existsSync(bench) ? readFileSync(bench, 'utf8') : '# Benchmarks\n\nWritten by `npm run bench`; each section is rewritten by its own run.\n';
+let failed = false;
+for (const section of SECTIONS.filter((s) => !only || only.includes(s.id))) {
+  const ctx = { ...makeContext({ ours, ref: resolve(opts.ref), runs: Number(opts.runs), warmup: Number(opts.warmup) }), timeSpawn };
+  try {
+    const rows = await section.run(ctx);
+    const table = renderTable(rows);
+    console.log(`\n## ${section.title}\n${table}`);
+    const body = [`## ${section.title}`, '', section.notes ?? '', '', table, '', `${ctx.runs} runs after ${ctx.warmup} warm-up · ${env}`].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n');
+    doc = replaceSection(doc, section.id, body);
+  } catch (err) {
+    failed = true;
+    console.error(`bench: section ${section.id} failed: ${err.message}`);
+  } finally {
+    ctx.cleanup();
+  }
+}
+if (!opts['no-write']) {
+  writeFileSync(bench, doc);
+  console.log(`\nupdated ${bench}`);
+}
+process.exitCode = failed ? 1 : 0;

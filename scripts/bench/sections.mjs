@@ -1,0 +1,6 @@
+// Every benchmark section, in the order they run and appear in BENCHMARKS.md. To add one, write
+// scripts/bench/<id>.mjs exporting { id, title, notes?, run(ctx) → rows } and list it here.
+import version from './version.mjs';
+import loopback from './loopback.mjs';
+
+export const SECTIONS = [version, loopback];
