@@ -326,3 +326,102 @@ describe('vxlan overlay (file peers)', () => {
     expect(ipJson<any[]>(['link', 'show'], n1.ns).map((l) => l.ifname).sort()).toEqual(['eth0', 'lo']);
   });
 });
+
+/** etcd in its own namespace on the underlay, with a temp data dir and a unique port; killed on dispose. */
+class Etcd {
+  readonly url: string;
+  private readonly ns: string;
+  private readonly dataDir: string;
+  private readonly port = 20000 + Math.floor(Math.random() * 20000);
+  private proc: ChildProcess | undefined;
+
+  constructor(
+    private readonly s: Scope,
+    c: Cluster,
+  ) {
+    this.ns = s.netns('e').name;
+    sh(['ip', '-n', this.ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 've', 'netns', c.underlay]);
+    sh(['ip', '-n', this.ns, 'addr', 'add', '192.168.100.250/24', 'dev', 'eth0']);
+    sh(['ip', '-n', this.ns, 'link', 'set', 'eth0', 'up']);
+    sh(['ip', '-n', c.underlay, 'link', 'set', 've', 'master', 'br0', 'up']);
+    this.url = `http://192.168.100.250:${this.port}`;
+    this.dataDir = s.tmpdir();
+    s.defer(() => this.proc?.exitCode === null && this.proc.kill('SIGKILL'));
+  }
+
+  async start(): Promise<void> {
+    const peer = `http://127.0.0.1:${this.port + 1}`;
+    this.proc = spawn('ip', ['netns', 'exec', this.ns, 'etcd', '--name', 'default', '--data-dir', this.dataDir, '--listen-client-urls', this.url, '--advertise-client-urls', this.url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`], { stdio: 'ignore' });
+    await until('etcd healthy', () => tryRun(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.url, 'endpoint', 'health']).status === 0);
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    p.kill('SIGTERM');
+    await until('etcd stopped', () => p.exitCode !== null || p.signalCode !== null).catch(() => p.kill('SIGKILL'));
+  }
+
+  keys(prefix: string): string[] {
+    return sh(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.url, 'get', '--prefix', '--keys-only', prefix]).split('\n').filter(Boolean);
+  }
+}
+
+describe('vxlan overlay (etcd)', () => {
+  const s = new Scope();
+  afterEach(() => s.dispose());
+
+  it('leases subnets, follows joins and leaves with --watch, survives an etcd restart', async () => {
+    let etcd: Etcd | undefined;
+    const prefix = `/${s.prefix}/network`;
+    const c = new Cluster(s, () => ({ etcd: { endpoints: [etcd!.url], prefix, leaseTTL: 60 } }));
+    etcd = new Etcd(s, c);
+    await etcd.start();
+    const nodes = [1, 2, 3].map((i) => c.addNode(i));
+    const watchers = nodes.map((n) => background(s, n, [join(OUR_BIN, 'tscni'), 'vxlan', 'sync', '--watch', '--conf', n.confFile]));
+    for (const n of nodes) await until(`node ${n.i} sees 2 peers`, () => peerRoutes(n).length === 2);
+    const pods = nodes.map((n) => c.addPod(n));
+    const subnets = pods.map((p) => p.result.ips[0].address.replace(/\.\d+\/24$/, '.0/24'));
+    expect(new Set(subnets).size).toBe(3);
+    expect(etcd.keys(prefix).sort()).toEqual(subnets.map((sn) => `${prefix}/subnets/${sn.replace('/', '-')}`).sort());
+    for (const a of pods) for (const b of pods) if (a !== b) expect(pings(a.ns, b.ip), `${a.ip} -> ${b.ip}`).toBe(true);
+
+    // a fixed subnet another node holds is refused with code 7 and nothing is made
+    const n4 = c.addNode(4);
+    const conflict = plugin(n4, 'ADD', { path: s.netns('p').path, id: s.name('c') }, { ...n4.conf, subnet: subnets[0] });
+    expect(conflict.json).toMatchObject({ code: 7 });
+    expect(conflict.json.msg).toContain('is leased by 192.168.100.');
+
+    // join: node 4 syncs once (leases a subnet); the watchers add it
+    const joined = tscni(n4, 'vxlan', 'sync', '--conf', n4.confFile);
+    expect(joined.status, joined.stderr).toBe(0);
+    const n4subnet = JSON.parse(joined.stdout).subnet;
+    for (const n of nodes) await until(`node ${n.i} sees node 4`, () => peerRoutes(n).includes(n4subnet));
+    const pod4 = c.addPod(n4);
+    expect(pings(pods[0]!.ns, pod4.ip)).toBe(true);
+
+    // leave: teardown drops the lease; the watchers remove its entries
+    expect(tscni(n4, 'vxlan', 'teardown', '--conf', n4.confFile).status).toBe(0);
+    for (const n of nodes) await until(`node ${n.i} forgets node 4`, () => !peerRoutes(n).includes(n4subnet));
+    expect(etcd.keys(prefix)).toHaveLength(3);
+
+    // etcd restart: nothing lost, the watchers reconnect and see the next join
+    const routesBefore = nodes.map(peerRoutes);
+    await etcd.stop();
+    expect(nodes.map(peerRoutes)).toEqual(routesBefore);
+    expect(pings(pods[0]!.ns, pods[2]!.ip)).toBe(true);
+    await etcd.start();
+    expect(etcd.keys(prefix)).toHaveLength(3);
+    const n5 = c.addNode(5);
+    const joined5 = tscni(n5, 'vxlan', 'sync', '--conf', n5.confFile);
+    expect(joined5.status, joined5.stderr).toBe(0);
+    const n5subnet = JSON.parse(joined5.stdout).subnet;
+    for (const n of nodes) await until(`node ${n.i} sees node 5 after the restart`, () => peerRoutes(n).includes(n5subnet));
+    expect(nodes.map(peerRoutes)).toEqual(routesBefore.map((r) => [...r, n5subnet].sort()));
+    for (const a of pods) for (const b of pods) if (a !== b) expect(pings(a.ns, b.ip), `${a.ip} -> ${b.ip} after restart`).toBe(true);
+
+    for (const w of watchers) w.kill('SIGTERM');
+    for (const w of watchers) await until('watcher exits', () => w.exitCode !== null);
+    expect(watchers.map((w) => w.exitCode)).toEqual([0, 0, 0]);
+  });
+});
