@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { DEFAULT_CACHE_DIR, listCachedAttachments, type CachedAttachment } from './cache.ts';
+import { DEFAULT_CACHE_DIR, listCachedAttachments, readCacheEntry, type CachedAttachment } from './cache.ts';
 import { defineCommand, EXIT, type CommandContext } from './command.ts';
 import { loadConfList } from './conflist.ts';
 import { goMarshal } from './go-json.ts';
 import { addNetworkList, checkNetworkList, delNetworkList, gcNetworkList, statusNetworkList, type GcAttachment, type GcReport, type Runner } from './network-list.ts';
 import { sweepTaggedRules } from './tagged-rules.ts';
-import { buildRuntimeConf, UsageError, validName } from './runtime-conf.ts';
+import { buildRuntimeConf, UsageError, validName, type RuntimeConf } from './runtime-conf.ts';
 
 export const DEFAULT_CONF_DIR = '/etc/cni/net.d';
 export const DEFAULT_CNI_PATH = '/opt/cni/bin';
@@ -27,6 +27,7 @@ Options:
   --json             machine-readable output
 Environment (as cnitool): CNI_IFNAME (default eth0), CNI_ARGS (K=V;K2=V2),
   CNI_CONTAINERID (default "cnitool-" + a hash of the netns path, like cnitool).
+check and del without CAP_ARGS / CNI_ARGS use the ones cached at add.
 Exit codes: 0 ok, 1 failure, 2 usage.
 `;
 
@@ -78,6 +79,21 @@ async function sweepAfterGc(ctx: CommandContext, network: string, report: GcRepo
   }
 }
 
+/**
+ * CHECK and DEL without CAP_ARGS/CNI_ARGS reuse the ones cached at ADD (libcni's
+ * GetNetworkListCachedConfig, as CRI-O does): portmap cannot remove mappings it is not told of.
+ */
+function withCachedArgs(rt: RuntimeConf, cacheDir: string, network: string): RuntimeConf {
+  let cached;
+  try {
+    cached = readCacheEntry(cacheDir, network, rt);
+  } catch {
+    return rt;
+  }
+  if (!cached) return rt;
+  return { ...rt, args: rt.args.length ? rt.args : (cached.cniArgs ?? []), capabilityArgs: rt.capabilityArgs ?? cached.capabilityArgs };
+}
+
 export default defineCommand({
   flags: { 'conf-dir': 'string', 'cni-path': 'string', 'cache-dir': 'string', 'cap-args': 'string', valid: 'list', 'no-sweep': 'bool' },
   help: (name) => `${HELP[name]}\n${COMMON}${name === 'gc' ? GC_HELP : ''}`,
@@ -93,7 +109,8 @@ export default defineCommand({
     const list = loadConfList(confDirFor(ctx), network);
     validName('network name', list.name);
     const runner = runnerFor(ctx);
-    const rt = buildRuntimeConf({ netns, env: ctx.env, capArgs: ctx.args.strings.get('cap-args'), needsContainer: takesNetns });
+    const given = buildRuntimeConf({ netns, env: ctx.env, capArgs: ctx.args.strings.get('cap-args'), needsContainer: takesNetns });
+    const rt = verb === 'check' || verb === 'del' ? withCachedArgs(given, runner.cacheDir, list.name) : given;
 
     switch (verb) {
       case 'add': {

@@ -85,7 +85,8 @@ describe('tscni runs a chain as libcni does (recording plugins)', () => {
     const checks = calls().slice(2);
     expect(checks.map((c) => [c.plugin, c.command])).toEqual([['first', 'CHECK'], ['second', 'CHECK']]);
     expect(checks[0]!.conf.prevResult.interfaces).toEqual([{ name: 'second' }]);
-    expect(checks[0]!.conf).not.toHaveProperty('runtimeConfig'); // libcni takes capability args from this call, not the cache
+    expect(checks[0]!.conf.runtimeConfig).toEqual({ portMappings: [{ hostPort: 1 }] }); // none given: the ones cached at ADD
+    expect(checks[0]!.cid).toBe(a1!.cid);
   });
 
   it('DEL runs in reverse with prevResult and removes the cache; a failed ADD is rolled back by DEL', async () => {
