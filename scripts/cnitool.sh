@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Prints the path of cnitool (a real libcni client), building it into .tmp/cnitool first if missing.
+# CNITOOL=/path overrides. Needs golang-go and golang-github-appc-cni-dev (scripts/setup.sh installs them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${CNITOOL:-$PWD/.tmp/cnitool}"
+if [ ! -x "$OUT" ]; then
+  mkdir -p "$(dirname "$OUT")"
+  OUT="$OUT" sh ../shared/tools/cnitool/build.sh >&2
+fi
+echo "$OUT"
