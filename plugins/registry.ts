@@ -9,6 +9,7 @@ export const PLUGINS: Record<string, () => Promise<{ default: Plugin }>> = {
   bridge: () => import('./bridge/index.ts'),
   tuning: () => import('./tuning/index.ts'),
   bandwidth: () => import('./bandwidth/index.ts'),
+  firewall: () => import('./firewall/index.ts'),
   'host-local': () => import('../ipam/host-local/index.ts'),
   vxlan: () => import('./vxlan/index.ts'),
 };

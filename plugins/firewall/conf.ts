@@ -1,0 +1,14 @@
+import * as z from 'zod/mini';
+import { lazy } from '../../lib/cni/lazy.ts';
+
+export const FirewallConf = lazy(() =>
+  z.looseObject({
+    name: z.string(),
+    backend: z.optional(z.enum(['iptables', 'firewalld'])),
+    iptablesAdminChainName: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_.-]{1,28}$/, 'must be 1-28 letters, digits, "_", "." or "-"'))),
+    firewalldZone: z.optional(z.string()),
+    ingressPolicy: z.optional(z.enum(['', 'open', 'same-bridge'])),
+    'cni.dev/valid-attachments': z.optional(z.array(z.looseObject({ containerID: z.string(), ifname: z.string() }))),
+  }),
+);
+export type FirewallConf = z.infer<ReturnType<typeof FirewallConf>>;
