@@ -8,6 +8,7 @@ import type { KeyValue } from '../etcd/client.ts';
 import { parseVxlanConf, type Conf } from '../../plugins/vxlan/conf.ts';
 import { etcdClient, etcdPeerInputs, releaseLease, subnetsPrefix } from '../../plugins/vxlan/etcd-registry.ts';
 import { observeNode } from '../../plugins/vxlan/kernel.ts';
+import { removeMasq } from '../../plugins/vxlan/masq.ts';
 import { formatCidr, parseCidr } from '../../plugins/vxlan/net.ts';
 import { ensureNode, localIdentity, reconcileNode, type Env, type LocalNode } from '../../plugins/vxlan/node.ts';
 import type { PeerInput } from '../../plugins/vxlan/peers.ts';
@@ -94,6 +95,7 @@ async function teardown(env: Env, conf: Conf, io: VxlanCliIo): Promise<number> {
   const links = (await observeNode(env.exec, conf.device)).links.map((l) => l.ifname);
   const gone = [conf.device, conf.bridge].filter((d) => links.includes(d));
   for (const d of gone) await env.exec.runAsync(['ip', 'link', 'del', d]);
+  await removeMasq(env.exec, conf.device);
   removeState(conf.stateDir, conf.device);
   io.writeStdout(JSON.stringify({ removed: gone, state: !!state }) + '\n');
   return 0;

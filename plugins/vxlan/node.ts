@@ -6,6 +6,7 @@ import type { Conf } from './conf.ts';
 import { overhead, planDevice, resolveUnderlay, type DeviceSpec, type Underlay } from './device.ts';
 import { acquireLease, etcdClient, etcdPeerInputs } from './etcd-registry.ts';
 import { applyNode, disableTxChecksum, ensureIpForward, observeNode, type NodeObservation } from './kernel.ts';
+import { ensureMasq } from './masq.ts';
 import { formatCidr, parseCidr, type Cidr } from './net.ts';
 import { validatePeers, vtepIp, vtepMac, type PeerInput } from './peers.ts';
 import { planPeers } from './reconcile.ts';
@@ -127,6 +128,7 @@ export async function ensureNode(env: Env, conf: Conf, client?: EtcdClient): Pro
   const node: LocalNode = { ...id, subnet: resolved.subnet, leaseId: resolved.leaseId };
   const summary = await reconcileNode(env, conf, obs, node, resolved.inputs);
   if (resolved.skipped) summary.peersSkipped = resolved.skipped;
+  if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
   writeState(conf.stateDir, conf.device, { subnet: formatCidr(node.subnet), ip: node.underlay.ip, mac: node.mac, ...(node.leaseId ? { leaseId: node.leaseId } : {}) });
   return { node, summary };
 }

@@ -316,6 +316,23 @@ describe('vxlan overlay (file peers)', () => {
     expect(pings(pod.name, remote.ip)).toBe(false);
   });
 
+  it('ipMasq masquerades only traffic leaving the cluster network; teardown removes the rules', () => {
+    const c = new Cluster(s, (i) => ({ subnet: `10.244.${i}.0/24`, peersFile: c.peersFile, ipMasq: true, isDefaultGateway: true }));
+    const nodes = [1, 2].map((i) => c.addNode(i));
+    c.writePeers(c.peerEntries());
+    const [a, b] = nodes.map((n) => c.addPod(n));
+    const masqueraded = () => {
+      const out = inNode(nodes[0]!, ['iptables', '-t', 'nat', '-L', 'TSCNI-VXLAN-tscni.1', '-v', '-x', '-n']).stdout;
+      return Number(out.split('\n').find((l) => l.includes('MASQUERADE'))!.trim().split(/\s+/)[0]);
+    };
+    expect(pings(a!.ns, b!.ip)).toBe(true);
+    expect(masqueraded()).toBe(0);
+    expect(pings(a!.ns, '192.168.100.254')).toBe(true); // the underlay has no route back to pods: only masquerading gets a reply
+    expect(masqueraded()).toBeGreaterThan(0);
+    expect(tscni(nodes[0]!, 'vxlan', 'teardown', '--conf', nodes[0]!.confFile).status).toBe(0);
+    expect(inNode(nodes[0]!, ['iptables-save', '-t', 'nat']).stdout).not.toContain('TSCNI-VXLAN');
+  });
+
   it('rejects a bad config before touching anything', () => {
     const c = new Cluster(s);
     const n1 = c.addNode(1);

@@ -3,6 +3,7 @@ import type { IpLink } from '../../lib/ip/types.ts';
 import { overhead, planDevice, resolveUnderlay, type DeviceSpec } from '../../plugins/vxlan/device.ts';
 import { missingPeerEntries, planPeers, type PeerState } from '../../plugins/vxlan/reconcile.ts';
 import type { Peer } from '../../plugins/vxlan/peers.ts';
+import { planMasq } from '../../plugins/vxlan/masq.ts';
 
 const D = 'tscni.1';
 const peer = (n: number, ip = `192.168.100.${n}`, mac = `02:00:00:00:00:0${n}`): Peer => ({ subnet: `10.244.${n}.0/24`, ip, mac, vtep: `10.244.${n}.0` });
@@ -134,5 +135,21 @@ describe('resolveUnderlay', () => {
   it('fails clearly without a default route or with a missing interface', () => {
     expect(() => resolveUnderlay({}, [eth('eth0', '192.168.1.5')], [])).toThrow(/no default route/);
     expect(() => resolveUnderlay({ underlay: 'eth9' }, [eth('eth0', '192.168.1.5')], [])).toThrow(/eth9 does not exist/);
+  });
+});
+
+describe('planMasq', () => {
+  const chain = 'TSCNI-VXLAN-tscni.1';
+  const jump = `-s 10.244.1.0/24 -m comment --comment "tscni vxlan tscni.1" -j ${chain}`;
+  const rules = ['-d 10.244.0.0/16 -j RETURN', '-d 224.0.0.0/4 -j RETURN', '-j MASQUERADE'];
+  it('creates the chain and the jump, masquerading only traffic leaving the cluster network', () => {
+    expect(planMasq({ chains: ['POSTROUTING'], rules: [] }, 'tscni.1', '10.244.1.0/24', '10.244.0.0/16')).toBe(
+      ['*nat', `:${chain} - [0:0]`, `-F ${chain}`, ...rules.map((r) => `-A ${chain} ${r}`), `-A POSTROUTING ${jump}`, 'COMMIT', ''].join('\n'),
+    );
+  });
+  it('is empty when the table matches, and moves the jump when the subnet changed', () => {
+    const saved = { chains: ['POSTROUTING', chain], rules: [{ chain: 'POSTROUTING', spec: jump }, ...rules.map((spec) => ({ chain, spec }))] };
+    expect(planMasq(saved, 'tscni.1', '10.244.1.0/24', '10.244.0.0/16')).toBe('');
+    expect(planMasq(saved, 'tscni.1', '10.244.2.0/24', '10.244.0.0/16')).toContain(`-D POSTROUTING ${jump}\n-A POSTROUTING -s 10.244.2.0/24`);
   });
 });
