@@ -99,7 +99,9 @@ describe('containerd 1.6: ctr run --cni', () => {
     const r = tryRun([bin!, ...args]);
     expect(r.status, r.stderr).toBe(0);
     expect(tryRun(['ping', '-c', '1', '-W', '2', serverIp]).status).toBe(0);
-    chainsWhileUp = perContainerChains(firewallLines(patterns()));
+    const whileUp = firewallLines(patterns());
+    expect(whileUp.some((l) => l.includes(serverIp)), 'ipMasq rule for the running container').toBe(true);
+    chainsWhileUp = perContainerChains(whileUp);
   });
 
   checks.check('the second container was removed with ctr run --rm: DEL without netns, IP and veth released', () => {

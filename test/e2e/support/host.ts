@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
-import { connect } from 'node:net';
+import { connect, isIP } from 'node:net';
 import { join } from 'node:path';
 import { ipJson } from '../../support/kernel.ts';
 import { tryRun } from '../../support/scope.ts';
@@ -37,10 +37,11 @@ export function existingChains(chains: readonly string[]): string[] {
   return chains.filter((c) => new RegExp(`(^|[\\s:"])${c}([\\s"]|$)`, 'm').test(dumps));
 }
 
-/** host-local reservations left in a dataDir (files named after an IP). */
+/** host-local reservations in a dataDir: `NETWORK/ADDRESS` files (the layout both implementations share). */
 export function reservations(dataDir: string): string[] {
   if (!existsSync(dataDir)) return [];
-  return readdirSync(dataDir, { recursive: true, encoding: 'utf8' }).filter((f) => /(^|\/)[0-9a-f.:]+$/i.test(f) && /[.:]/.test(f.split('/').pop()!));
+  const networks = readdirSync(dataDir, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.name.startsWith('.'));
+  return networks.flatMap((n) => readdirSync(join(dataDir, n.name)).filter((f) => isIP(f) !== 0).map((f) => join(n.name, f)));
 }
 
 /** Links enslaved to a bridge. */
