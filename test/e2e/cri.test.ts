@@ -65,7 +65,6 @@ describe('containerd 1.6 CRI plugin (the kubelet path)', () => {
     containerd = new Containerd(join(dir, 'containerd'), { pluginDir: checks.plugins.dir, confDir, sandboxImage: IMAGE_REF });
     s.defer(() => tryRun(['ip', 'link', 'del', bridge]));
     await containerd.start();
-    s.defer(() => containerd.clean(NS));
     containerd.ctr(NS, ['image', 'import', '--snapshotter', 'native', image.ociTar]);
     cri = new CriClient(containerd.socket);
     expect((await cri.version()).runtimeName).toBe('containerd');
@@ -77,8 +76,9 @@ describe('containerd 1.6 CRI plugin (the kubelet path)', () => {
       await cri.removePodSandbox(pod.id).catch(() => undefined);
     }
     cri?.close();
-    s.dispose();
+    containerd?.clean(NS);
     await containerd?.stop();
+    s.dispose();
     purgeRules(patterns());
     scratch.remove();
   });

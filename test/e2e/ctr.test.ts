@@ -56,7 +56,6 @@ describe('containerd 1.6: ctr run --cni', () => {
     containerd = new Containerd(join(dir, 'containerd'));
     s.defer(() => tryRun(['ip', 'link', 'del', bridge]));
     await containerd.start();
-    s.defer(() => containerd.clean(NS));
     containerd.ctr(NS, ['image', 'import', '--snapshotter', 'native', image.ociTar]);
   });
 
@@ -65,8 +64,9 @@ describe('containerd 1.6: ctr run --cni', () => {
       containerd.ctr(NS, ['task', 'kill', '--signal', 'SIGKILL', ids.server], { allowFailure: true });
       await Promise.race([server.exited, sleep(10_000)]);
     }
-    s.dispose();
+    containerd?.clean(NS);
     await containerd?.stop();
+    s.dispose();
     purgeRules(patterns());
     scratch.remove();
   });
