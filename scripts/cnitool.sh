@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 OUT="${CNITOOL:-$PWD/.tmp/cnitool}"
 if [ ! -x "$OUT" ]; then
   mkdir -p "$(dirname "$OUT")"
-  OUT="$OUT" sh ../shared/tools/cnitool/build.sh >&2
+  # build.sh reads MODE (gopath|mod); vitest exports MODE=test to everything it starts.
+  env -u MODE OUT="$OUT" sh ../shared/tools/cnitool/build.sh >&2
 fi
 echo "$OUT"

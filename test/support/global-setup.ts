@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CNITOOL, OUR_BIN, ROOT } from './paths.ts';
 
@@ -21,7 +21,6 @@ export default function setup(): void {
     execFileSync('node', [join(ROOT, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: ROOT });
   }
   if (!existsSync(CNITOOL)) {
-    mkdirSync(join(ROOT, '.tmp'), { recursive: true });
-    execFileSync('sh', [join(ROOT, '..', 'shared', 'tools', 'cnitool', 'build.sh')], { stdio: 'inherit', env: { ...process.env, OUT: CNITOOL } });
+    execFileSync('bash', [join(ROOT, 'scripts', 'cnitool.sh')], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CNITOOL } });
   }
 }
