@@ -2,5 +2,8 @@
 // scripts/bench/<id>.mjs exporting { id, title, notes?, run(ctx) → rows } and list it here.
 import version from './version.mjs';
 import loopback from './loopback.mjs';
+import bridge from './bridge.mjs';
+import vxlan from './vxlan.mjs';
+import hostLocal from './host-local.mjs';
 
-export const SECTIONS = [version, loopback];
+export const SECTIONS = [version, loopback, bridge, vxlan, hostLocal];
