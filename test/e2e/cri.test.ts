@@ -43,7 +43,7 @@ describe('containerd 1.6 CRI plugin (the kubelet path)', () => {
   let wwwDir: string;
   const pods: Pod[] = [];
   let chainsWhileUp: string[] = [];
-  const patterns = () => [new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...pods.map((p) => new RegExp(p.id))];
+  const patterns = () => [new RegExp(net), new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...pods.map((p) => new RegExp(p.id))];
   const calls = (plugin: string, command: string, id: string) => checks.plugins!.calls().filter((c) => c.plugin === plugin && c.env.CNI_COMMAND === command && c.env.CNI_CONTAINERID === id);
 
   beforeAll(async () => {

@@ -28,7 +28,7 @@ describe('containerd 1.6: ctr run --cni', () => {
   let server: { child: ChildProcess; exited: Promise<number | null> } | undefined;
   let serverIp = '';
   const cniId = (id: string) => `${NS}-${id}`;
-  const patterns = () => [new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...Object.values(ids).map((id) => new RegExp(cniId(id)))];
+  const patterns = () => [new RegExp(net), new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...Object.values(ids).map((id) => new RegExp(cniId(id)))];
   let chainsWhileUp: string[] = [];
 
   beforeAll(async () => {

@@ -26,7 +26,7 @@ describe('podman (CNI backend)', () => {
   let dataDir: string;
   const ids: Record<'web' | 'peer', string> = { web: '', peer: '' };
   const ips: Record<'web' | 'peer', string> = { web: '', peer: '' };
-  const patterns = () => [new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...Object.values(ids).filter(Boolean).map((id) => new RegExp(id))];
+  const patterns = () => [new RegExp(net), new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...Object.values(ids).filter(Boolean).map((id) => new RegExp(id))];
   let chainsWhileUp: string[] = [];
 
   beforeAll(() => {

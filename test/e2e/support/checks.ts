@@ -18,6 +18,9 @@ export class Checks {
     this.skipReason = missing.length ? `${PLUGIN_DIR} has no ${missing.join(', ')}` : undefined;
   }
 
+  /** The first check that failed: the later ones build on it and fail at once, naming it. */
+  private failed: string | undefined;
+
   /** A check; `skip` gives a reason this one cannot hold for the plugins under test. */
   check(name: string, fn: () => unknown, skip?: string): void {
     it(name, async (ctx) => {
@@ -27,9 +30,14 @@ export class Checks {
         ctx.skip(reason);
         return;
       }
+      if (this.failed) {
+        line(`FAIL ${this.runtime}: ${name} (not run: "${this.failed}" failed)`);
+        throw new Error(`not run: "${this.failed}" failed`);
+      }
       try {
         await fn();
       } catch (err) {
+        this.failed = name;
         line(`FAIL ${this.runtime}: ${name}\n${this.plugins?.report() ?? '(runtime not started)'}`);
         throw err;
       }

@@ -100,8 +100,9 @@ export function httpGet(host: string, port: number, path = '/index.html'): Promi
 export const ncGet = (host: string, port: number, path = '/index.html') => `printf 'GET ${path} HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 ${host} ${port}`;
 
 /**
- * Deletes the iptables rules matching `patterns` and the per-container chains they use: the test's
- * own leftovers (a failed run, or a plugin known to leak), so the machine is left clean either way.
+ * Deletes the iptables rules matching `patterns`, the per-container chains they use and every rule
+ * jumping to those chains: the test's own leftovers (a failed run, or a plugin known to leak), so the
+ * machine is left clean either way. One `iptables-restore --noflush` per family, rules before chains.
  */
 export function purgeRules(patterns: readonly RegExp[]): void {
   for (const [save, restore] of [
@@ -113,13 +114,20 @@ export function purgeRules(patterns: readonly RegExp[]): void {
     for (const line of tryRun([save]).stdout.split('\n')) {
       if (line.startsWith('*')) tables.set((table = line.slice(1)), { rules: [], chains: new Set() });
       else if (line.startsWith(':')) tables.get(table)?.chains.add(line.slice(1).split(' ')[0]!);
-      else if (line.startsWith('-A ') && patterns.some((p) => p.test(line))) tables.get(table)?.rules.push(line);
+      else if (line.startsWith('-A ')) tables.get(table)?.rules.push(line);
     }
     const script: string[] = [];
     for (const [name, t] of tables) {
-      if (t.rules.length === 0) continue;
-      const chains = perContainerChains(t.rules).filter((c) => t.chains.has(c));
-      script.push(`*${name}`, ...t.rules.map((r) => '-D' + r.slice(2)), ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`), 'COMMIT');
+      const doomed = new Set(t.rules.filter((r) => patterns.some((p) => p.test(r))));
+      let chains: string[] = [];
+      for (let grew = true; grew; ) {
+        chains = perContainerChains([...doomed]).filter((c) => t.chains.has(c));
+        const before = doomed.size;
+        for (const r of t.rules) if (chains.some((c) => r.startsWith(`-A ${c} `) || r.endsWith(`-j ${c}`) || r.includes(`-j ${c} `))) doomed.add(r);
+        grew = doomed.size > before;
+      }
+      if (doomed.size === 0) continue;
+      script.push(`*${name}`, ...[...doomed].map((r) => '-D' + r.slice(2)), ...chains.map((c) => `-X ${c}`), 'COMMIT');
     }
     if (script.length) tryRun([restore, '--noflush'], script.join('\n') + '\n');
   }
