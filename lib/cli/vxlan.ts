@@ -67,8 +67,10 @@ export async function runVxlanCli(args: readonly string[], io: VxlanCliIo): Prom
     const conf = readVxlanConf(opts.conf);
     if (verb === 'teardown') return await teardown(env, conf, io);
     if (!opts.watch) {
+      const started = performance.now();
       const { node, summary } = await ensureNode(env, conf);
-      io.writeStdout(JSON.stringify({ subnet: formatCidr(node.subnet), device: conf.device, mtu: node.mtu, ...summary }) + '\n');
+      const ms = Math.round((performance.now() - started) * 100) / 100;
+      io.writeStdout(JSON.stringify({ subnet: formatCidr(node.subnet), device: conf.device, mtu: node.mtu, ...summary, ms }) + '\n');
       return 0;
     }
     return await watchLoop(env, conf, log);

@@ -43,6 +43,39 @@ export function vtepMac(vni: number, ip: string): string {
 
 export const vtepIp = (subnet: Cidr) => addressIn(subnet, 0);
 
+const span = (c: Cidr): [number, number] => [Number(c.base), Number(c.base) + 2 ** (32 - c.prefix) - 1];
+
+/** Disjoint IPv4 ranges kept sorted: the overlap check is a binary search, not a scan of every peer. */
+class IntervalSet<T> {
+  private readonly items: { start: number; end: number; value: T }[] = [];
+
+  /** The stored range overlapping [start, end], if any. */
+  overlapping([start, end]: [number, number]): T | undefined {
+    const i = this.lowerBound(start);
+    for (const j of [i - 1, i]) {
+      const it = this.items[j];
+      if (it && it.start <= end && start <= it.end) return it.value;
+    }
+    return undefined;
+  }
+
+  insert([start, end]: [number, number], value: T): void {
+    this.items.splice(this.lowerBound(start), 0, { start, end, value });
+  }
+
+  /** The first index whose range starts at or after `start`. */
+  private lowerBound(start: number): number {
+    let lo = 0;
+    let hi = this.items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.items[mid]!.start < start) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
 function isUnicastMac(mac: string): boolean {
   return MAC.test(mac) && (parseInt(mac.slice(0, 2), 16) & 1) === 0 && mac !== '00:00:00:00:00:00';
 }
@@ -54,7 +87,7 @@ function isUnicastMac(mac: string): boolean {
  */
 export function validatePeers(inputs: readonly PeerInput[], self: Self, network: Cidr, vni: number): { peers: Peer[]; rejected: Rejected[] } {
   const peers: Peer[] = [];
-  const accepted: { subnet: Cidr; origin: string }[] = [];
+  const accepted = new IntervalSet<{ subnet: Cidr; origin: string }>();
   const rejected: Rejected[] = [];
   const byIp = new Map<string, string>();
   const byMac = new Map<string, string>();
@@ -96,7 +129,8 @@ export function validatePeers(inputs: readonly PeerInput[], self: Self, network:
       reject(`subnet ${formatCidr(subnet)} claims our subnet ${formatCidr(self.subnet)}`);
       continue;
     }
-    const clash = accepted.find((a) => cidrOverlaps(a.subnet, subnet));
+    const range = span(subnet);
+    const clash = accepted.overlapping(range);
     if (clash) {
       reject(`subnet ${formatCidr(subnet)} overlaps ${formatCidr(clash.subnet)} of ${clash.origin}`);
       continue;
@@ -114,7 +148,7 @@ export function validatePeers(inputs: readonly PeerInput[], self: Self, network:
       reject(`mac ${mac} already belongs to ${byMac.get(mac)}`);
       continue;
     }
-    accepted.push({ subnet, origin });
+    accepted.insert(range, { subnet, origin });
     byIp.set(ip, origin);
     byMac.set(mac, origin);
     peers.push({ subnet: formatCidr(subnet), ip, mac, vtep: vtepIp(subnet) });
