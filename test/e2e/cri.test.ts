@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,8 +46,7 @@ describe('containerd 1.6 CRI plugin (the kubelet path)', () => {
   const patterns = () => [new RegExp(net), new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...pods.map((p) => new RegExp(p.id))];
   const calls = (plugin: string, command: string, id: string) => checks.plugins!.calls().filter((c) => c.plugin === plugin && c.env.CNI_COMMAND === command && c.env.CNI_CONTAINERID === id);
 
-  beforeAll(async () => {
-    if (checks.skipReason) return;
+  checks.setup(async () => {
     const dir = s.tmpdir();
     const image = buildImage(join(dir, 'image'));
     checks.plugins = PluginDir.create(join(dir, 'plugins'), join(dir, 'calls'), [...NEEDS, 'portmap']);

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,8 +31,7 @@ describe('containerd 1.6: ctr run --cni', () => {
   const patterns = () => [new RegExp(net), new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...Object.values(ids).map((id) => new RegExp(cniId(id)))];
   let chainsWhileUp: string[] = [];
 
-  beforeAll(async () => {
-    if (checks.skipReason) return;
+  checks.setup(async () => {
     const dir = s.tmpdir();
     const image = buildImage(join(dir, 'image'));
     checks.plugins = PluginDir.create(join(dir, 'plugins'), join(dir, 'calls'), [...NEEDS, 'loopback']);

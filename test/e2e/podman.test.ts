@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ipJson } from '../support/kernel.ts';
@@ -29,15 +29,15 @@ describe('podman (CNI backend)', () => {
   const patterns = () => [new RegExp(net), new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...Object.values(ids).filter(Boolean).map((id) => new RegExp(id))];
   let chainsWhileUp: string[] = [];
 
-  beforeAll(() => {
-    if (checks.skipReason) return;
+  checks.setup(() => {
     const dir = s.tmpdir();
     const image = buildImage(join(dir, 'image'));
     checks.plugins = PluginDir.create(join(dir, 'plugins'), join(dir, 'calls'), [...NEEDS, 'loopback']);
     podman = new Podman(dir, checks.plugins.dir);
     s.defer(() => podman.teardown(net));
     podman.run(['import', '--quiet', image.rootfsTar, IMAGE]);
-    podman.run(['network', 'create', '--subnet', subnet, net]);
+    // podman walks the host's links to find a free subnet; a link deleted meanwhile (other tests) fails it
+    for (let i = 0; podman.run(['network', 'create', '--subnet', subnet, net], { allowFailure: i < 4 }).status !== 0; i++);
     // The generated conflist, as a user would keep it, with our bridge name and a private IPAM store.
     const file = join(podman.confDir, `${net}.conflist`);
     const conflist = JSON.parse(readFileSync(file, 'utf8'));

@@ -1,4 +1,4 @@
-import { it } from 'vitest';
+import { beforeAll, it } from 'vitest';
 import { missingPlugins, PLUGIN_DIR, type PluginDir } from './plugins.ts';
 
 /**
@@ -16,6 +16,22 @@ export class Checks {
   ) {
     const missing = missingPlugins(needs);
     this.skipReason = missing.length ? `${PLUGIN_DIR} has no ${missing.join(', ')}` : undefined;
+  }
+
+  /**
+   * Starts the runtime before the checks (not when they are all skipped). A failure here is printed
+   * with the plugin calls so far, and every check then fails naming it.
+   */
+  setup(fn: () => unknown): void {
+    beforeAll(async () => {
+      if (this.skipReason) return;
+      try {
+        await fn();
+      } catch (err) {
+        this.failed = `setup: ${err instanceof Error ? err.message : String(err)}`;
+        line(`FAIL ${this.runtime}: ${this.failed}\n${this.plugins?.report() ?? ''}`);
+      }
+    });
   }
 
   /** The first check that failed: the later ones build on it and fail at once, naming it. */
