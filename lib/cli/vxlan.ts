@@ -146,6 +146,10 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
     let backoff = 500;
     while (!stop.signal.aborted) {
       let keepalive: NodeJS.Timeout | undefined;
+      // a session ends with the watch stream, or when our lease is gone (then it re-leases)
+      const session = new AbortController();
+      const endSession = () => session.abort();
+      stop.signal.addEventListener('abort', endSession, { once: true });
       try {
         node = (await ensureNode(env, conf, client)).node;
         const snapshot = await client.rangePrefix(prefix);
@@ -156,7 +160,11 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
         backoff = 500;
         const leaseId = node.leaseId;
         keepalive = setInterval(() => {
-          if (leaseId) client.keepAlive(leaseId).then((alive) => alive || log.warn('lease lost; re-leasing on the next session'), (err) => log.warn('keepalive failed', { error: (err as Error).message }));
+          if (!leaseId) return;
+          client.keepAlive(leaseId).then(
+            (alive) => alive || (log.warn('etcd lease lost; leasing again'), session.abort()),
+            (err) => log.warn('keepalive failed', { error: (err as Error).message }),
+          );
         }, Math.min(RESYNC_MS, (etcd.leaseTTL * 1000) / 3));
         await client.watchPrefix(
           prefix,
@@ -168,14 +176,15 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
             }
             serial();
           },
-          stop.signal,
+          session.signal,
         );
-        if (!stop.signal.aborted) log.warn('etcd watch ended; reconnecting');
+        if (!stop.signal.aborted && !session.signal.aborted) log.warn('etcd watch ended; reconnecting');
       } catch (err) {
         if (stop.signal.aborted) break;
         log.warn('etcd session failed; retrying', { error: toCniError(err).message, inMs: backoff });
       } finally {
         clearInterval(keepalive);
+        stop.signal.removeEventListener('abort', endSession);
       }
       await sleep(backoff, stop.signal);
       backoff = Math.min(backoff * 2, 5000);

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CNITOOL, OUR_BIN } from '../support/paths.ts';
@@ -347,7 +347,7 @@ describe('vxlan overlay (file peers)', () => {
 /** etcd in its own namespace on the underlay, with a temp data dir and a unique port; killed on dispose. */
 class Etcd {
   readonly url: string;
-  private readonly ns: string;
+  readonly ns: string;
   private readonly dataDir: string;
   private readonly port = 20000 + Math.floor(Math.random() * 20000);
   private proc: ChildProcess | undefined;
@@ -391,7 +391,8 @@ describe('vxlan overlay (etcd)', () => {
   it('leases subnets, follows joins and leaves with --watch, survives an etcd restart', async () => {
     let etcd: Etcd | undefined;
     const prefix = `/${s.prefix}/network`;
-    const c = new Cluster(s, () => ({ etcd: { endpoints: [etcd!.url], prefix, leaseTTL: 60 } }));
+    // the watching nodes use a short TTL (kept alive every 2 s); the others a long one
+    const c = new Cluster(s, (i) => ({ etcd: { endpoints: [etcd!.url], prefix, leaseTTL: i <= 3 ? 6 : 600 } }));
     etcd = new Etcd(s, c);
     await etcd.start();
     const nodes = [1, 2, 3].map((i) => c.addNode(i));
@@ -436,6 +437,14 @@ describe('vxlan overlay (etcd)', () => {
     for (const n of nodes) await until(`node ${n.i} sees node 5 after the restart`, () => peerRoutes(n).includes(n5subnet));
     expect(nodes.map(peerRoutes)).toEqual(routesBefore.map((r) => [...r, n5subnet].sort()));
     for (const a of pods) for (const b of pods) if (a !== b) expect(pings(a.ns, b.ip), `${a.ip} -> ${b.ip} after restart`).toBe(true);
+
+    // a node whose lease is revoked (or expired) leases again, and the others follow
+    const state = JSON.parse(readFileSync(join(nodes[0]!.dir, 'state', `${DEVICE}.json`), 'utf8'));
+    sh(['ip', 'netns', 'exec', etcd.ns, 'etcdctl', '--endpoints', etcd.url, 'lease', 'revoke', BigInt(state.leaseId).toString(16)]);
+    const key1 = `${prefix}/subnets/${state.subnet.replace('/', '-')}`;
+    await until('node 1 leases again', () => etcd!.keys(prefix).includes(key1));
+    await until('node 2 has node 1 again', () => peerRoutes(nodes[1]!).includes(state.subnet));
+    expect(pings(pods[1]!.ns, pods[0]!.ip)).toBe(true);
 
     for (const w of watchers) w.kill('SIGTERM');
     for (const w of watchers) await until('watcher exits', () => w.exitCode !== null);
