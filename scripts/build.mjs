@@ -2,7 +2,7 @@
 // Builds tscni: dist/tscni.cjs (esbuild, runs under Node) and dist/bin/tscni (bun --compile
 // --bytecode, the release binary) with a hardlink per plugin name.
 import { execFileSync } from 'node:child_process';
-import { linkSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { linkSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -12,9 +12,16 @@ const dist = join(root, 'dist');
 const bin = join(dist, 'bin');
 const bunBin = join(root, 'node_modules', '.bin', 'bun');
 
+// Everything is built in a private staging dir and renamed into place, so concurrent builds (tests
+// rebuild when sources changed) never read or remove each other's half-written files.
+const staging = join(dist, `.staging-${process.pid}`);
+rmSync(staging, { recursive: true, force: true });
+mkdirSync(join(staging, 'bin'), { recursive: true });
+const bundle = join(staging, 'tscni.cjs');
+
 await build({
   entryPoints: [join(root, 'main.ts')],
-  outfile: join(dist, 'tscni.cjs'),
+  outfile: bundle,
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -24,25 +31,24 @@ await build({
   logLevel: 'warning',
 });
 
-// Build beside dist/bin and swap it in, so tests running from dist/bin never see a half-built dir.
-const staging = `${bin}.staging-${process.pid}`;
-rmSync(staging, { recursive: true, force: true });
-mkdirSync(staging, { recursive: true });
-const tscni = join(staging, 'tscni');
+const tscni = join(staging, 'bin', 'tscni');
 // bun's bytecode needs CommonJS; the esbuild bundle is that, and already lowered for Node 20.
-execFileSync(bunBin, ['build', '--compile', '--bytecode', '--minify', '--format=cjs', '--target=bun', join(dist, 'tscni.cjs'), '--outfile', tscni], {
+// cwd is the staging dir: bun leaves temporary *.bun-build files in its cwd.
+execFileSync(bunBin, ['build', '--compile', '--bytecode', '--minify', '--format=cjs', '--target=bun', bundle, '--outfile', tscni], {
+  cwd: staging,
   stdio: ['ignore', 'ignore', 'inherit'],
 });
-for (const f of readdirSync(root)) if (f.endsWith('.bun-build')) rmSync(join(root, f));
 
 const { plugins } = JSON.parse(execFileSync(tscni, ['version', '--json'], { encoding: 'utf8' }));
-for (const name of plugins) linkSync(tscni, join(staging, name));
-const old = `${bin}.old-${process.pid}`;
+for (const name of plugins) linkSync(tscni, join(staging, 'bin', name));
+renameSync(bundle, join(dist, 'tscni.cjs'));
+const old = join(dist, `.old-${process.pid}`);
 try {
   renameSync(bin, old);
 } catch {
   // first build: nothing to move aside
 }
-renameSync(staging, bin);
+renameSync(join(staging, 'bin'), bin);
 rmSync(old, { recursive: true, force: true });
+rmSync(staging, { recursive: true, force: true });
 console.log(`built ${join(bin, 'tscni')} and links: ${plugins.join(', ')}`);
