@@ -130,7 +130,11 @@ export class ReservationStore {
     return `${this.dir}/${TMP}/${tag}.${process.pid}.${tmpCounter++}`;
   }
 
-  /** Writes through a temporary name and renames it into place: readers see the old or the new file. */
+  /**
+   * Writes through a temporary name and renames it into place, so no reader ever sees a torn file.
+   * The old file is unlinked first: ext4 flushes a file renamed over an existing one (~2 ms), and a
+   * round-robin hint briefly absent only means one search starts at the range start.
+   */
   private replaceFile(path: string, content: string): void {
     const tmp = this.tmpName('w');
     try {
@@ -140,6 +144,7 @@ export class ReservationStore {
       mkdirSync(`${this.dir}/${TMP}`, { recursive: true, mode: 0o700 });
       writeFileSync(tmp, content, { mode: 0o644 });
     }
+    unlinkQuietly(path);
     renameSync(tmp, path);
   }
 
@@ -170,6 +175,7 @@ export class ReservationStore {
   /** Writes the owner's index entry at `entry`, making the owner's directory if a DEL or GC removed it. */
   private writeEntry(owner: Owner, entry: string): void {
     const content = `${owner.containerId}${LINE_BREAK}${owner.ifname}`;
+    ensureDir(this.ownerDir(owner));
     for (let attempt = 0; ; attempt++) {
       try {
         writeFileSync(entry, content, { mode: 0o644 });
@@ -376,6 +382,17 @@ function indexKey(owner: Owner): string | undefined {
     return ownerKey(owner);
   } catch {
     return undefined;
+  }
+}
+
+/** mkdir that accepts an existing directory; the parent must exist. */
+function ensureDir(path: string): void {
+  try {
+    mkdirSync(path, { mode: 0o755 });
+  } catch (err) {
+    if (code(err) === 'EEXIST') return;
+    if (code(err) !== 'ENOENT') throw err;
+    mkdirSync(path, { recursive: true, mode: 0o755 });
   }
 }
 
