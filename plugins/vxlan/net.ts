@@ -13,7 +13,8 @@ const bits = (family: 4 | 6) => (family === 4 ? 32 : 128);
 
 export function parseIp(text: string): { family: 4 | 6; value: bigint } | undefined {
   if (isIPv4(text)) {
-    return { family: 4, value: text.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n) };
+    const [a, b, c, d] = text.split('.').map(Number) as [number, number, number, number];
+    return { family: 4, value: BigInt(((a << 24) >>> 0) + (b << 16) + (c << 8) + d) };
   }
   if (!isIPv6(text) || text.includes('%')) return undefined;
   let [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
@@ -53,6 +54,7 @@ export function formatIp(family: 4 | 6, value: bigint): string {
 
 /** Canonical IP text, or undefined if `text` is not an IP address. */
 export function canonicalIp(text: string): string | undefined {
+  if (isIPv4(text)) return text; // dotted quads have one spelling (no leading zeros in isIPv4)
   const ip = parseIp(text);
   return ip && formatIp(ip.family, ip.value);
 }

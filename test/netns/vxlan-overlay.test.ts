@@ -333,6 +333,18 @@ describe('vxlan overlay (file peers)', () => {
     expect(inNode(nodes[0]!, ['iptables-save', '-t', 'nat']).stdout).not.toContain('TSCNI-VXLAN');
   });
 
+  it('disableTxChecksum turns tx-checksum-ip-generic off on the device it creates (and only then)', () => {
+    const c = new Cluster(s, (i) => ({ subnet: `10.244.${i}.0/24`, peersFile: c.peersFile, disableTxChecksum: i === 1 }));
+    const nodes = [1, 2].map((i) => c.addNode(i));
+    c.writePeers(c.peerEntries());
+    for (const n of nodes) expect(tscni(n, 'vxlan', 'sync', '--conf', n.confFile).status).toBe(0);
+    const csum = (n: Node) => /tx-checksum-ip-generic: (\w+)/.exec(inNode(n, ['ethtool', '-k', DEVICE]).stdout)?.[1];
+    expect(csum(nodes[0]!)).toBe('off');
+    expect(csum(nodes[1]!)).toBe('on');
+    const [a, b] = nodes.map((n) => c.addPod(n));
+    expect(pings(a!.ns, b!.ip)).toBe(true);
+  });
+
   it('rejects a bad config before touching anything', () => {
     const c = new Cluster(s);
     const n1 = c.addNode(1);
