@@ -12,10 +12,16 @@ import { missingPeerEntries } from './reconcile.ts';
 import { filePeers, inlinePeers } from './sources.ts';
 import { readState } from './state.ts';
 
+/** What the runtime sent that the bridge (and its IPAM) read: MAC/IP requests, GC's valid attachments. */
+const PASSED_TO_BRIDGE = ['args', 'runtimeConfig', 'dns', 'cni.dev/valid-attachments'] as const;
+
 /** The bridge attachment of a pod on this node: host-local over the node's subnet, a route to the cluster. */
 export function bridgeConf(conf: Conf, cniVersion: string, subnet: Cidr, mtu: number | undefined): Record<string, unknown> {
   const { type: _type, ranges: _ranges, routes: _routes, ...ipamExtra } = (conf.ipam ?? {}) as Record<string, unknown>;
+  const loose = conf as unknown as Record<string, unknown>; // the parsed config keeps the runtime's extra keys
+  const passed = Object.fromEntries(PASSED_TO_BRIDGE.filter((k) => loose[k] !== undefined).map((k) => [k, loose[k]]));
   return {
+    ...passed,
     cniVersion,
     name: conf.name,
     type: 'bridge',

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CNITOOL, OUR_BIN } from '../support/paths.ts';
@@ -343,6 +343,18 @@ describe('vxlan overlay (file peers)', () => {
     expect(csum(nodes[1]!)).toBe('on');
     const [a, b] = nodes.map((n) => c.addPod(n));
     expect(pings(a!.ns, b!.ip)).toBe(true);
+  });
+
+  it('GC through the bridge releases reservations of attachments that are not valid any more', () => {
+    const c = new Cluster(s);
+    const n1 = c.addNode(1);
+    c.writePeers(c.peerEntries());
+    const [keep, stale] = [c.addPod(n1), c.addPod(n1)];
+    const reserved = () => readdirSync(join(n1.dir, 'ipam', 'overlay')).filter((f) => /^10\.244\./.test(f)).sort();
+    expect(reserved()).toEqual([keep!.ip, stale!.ip].sort());
+    const gc = plugin(n1, 'GC', { path: '', id: '' }, { ...n1.conf, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: keep!.id, ifname: 'eth0' }] });
+    expect(gc.status, gc.stdout + gc.stderr).toBe(0);
+    expect(reserved()).toEqual([keep!.ip]);
   });
 
   it('rejects a bad config before touching anything', () => {
