@@ -119,6 +119,24 @@ export async function reconcileNode(env: Env, conf: Conf, obs: NodeObservation, 
   return summary;
 }
 
+/**
+ * Concurrent ADDs on one node reconcile the same device: one may create it (or delete a departed
+ * peer's entry) between another's read and write, whose batch then stops at "File exists" or
+ * "No such ...". Reading again and applying the new difference converges.
+ */
+async function reconcileRacing(env: Env, conf: Conf, obs: NodeObservation, node: LocalNode, inputs: readonly PeerInput[] | undefined): Promise<ReconcileSummary> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await reconcileNode(env, conf, obs, node, inputs);
+    } catch (err) {
+      const raced = /File exists|No such (file|process|device)|Cannot find device/.test((err as Error).message);
+      if (!raced || attempt >= 4) throw err;
+      env.log.debug('reconcile raced another; reading again', { error: (err as Error).message });
+      obs = await observeNode(env.exec, conf.device);
+    }
+  }
+}
+
 /** The whole node step of ADD and of `tscni vxlan sync`: observe, lease, reconcile, remember. */
 export async function ensureNode(env: Env, conf: Conf, client?: EtcdClient): Promise<{ node: LocalNode; summary: ReconcileSummary }> {
   const obs = await observeNode(env.exec, conf.device);
@@ -126,7 +144,7 @@ export async function ensureNode(env: Env, conf: Conf, client?: EtcdClient): Pro
   const resolved = await resolveSubnetAndPeers(env, conf, id, client);
   if (resolved.skipped) env.log.error('peers left unchanged', { reason: resolved.skipped });
   const node: LocalNode = { ...id, subnet: resolved.subnet, leaseId: resolved.leaseId };
-  const summary = await reconcileNode(env, conf, obs, node, resolved.inputs);
+  const summary = await reconcileRacing(env, conf, obs, node, resolved.inputs);
   if (resolved.skipped) summary.peersSkipped = resolved.skipped;
   if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
   writeState(conf.stateDir, conf.device, { subnet: formatCidr(node.subnet), ip: node.underlay.ip, mac: node.mac, ...(node.leaseId ? { leaseId: node.leaseId } : {}) });

@@ -357,6 +357,32 @@ describe('vxlan overlay (file peers)', () => {
     expect(reserved()).toEqual([keep!.ip]);
   });
 
+  it('concurrent ADDs on a fresh node all succeed, with distinct addresses', async () => {
+    const c = new Cluster(s);
+    const [n1, n2] = [1, 2].map((i) => c.addNode(i));
+    c.writePeers(c.peerEntries());
+    const remote = c.addPod(n2!);
+    const pods = Array.from({ length: 6 }, () => ({ ...s.netns('p'), id: s.name('c') }));
+    const runs = await Promise.all(
+      pods.map(
+        (p) =>
+          new Promise<{ code: number | null; out: string }>((resolve) => {
+            const env = { ...baseEnv(), CNI_COMMAND: 'ADD', CNI_CONTAINERID: p.id, CNI_NETNS: p.path, CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN };
+            const child = spawn('ip', ['netns', 'exec', n1!.ns, join(OUR_BIN, 'vxlan')], { env });
+            let out = '';
+            child.stdout.on('data', (d) => (out += d));
+            child.stderr.on('data', (d) => (out += d));
+            child.on('close', (code) => resolve({ code, out }));
+            child.stdin.end(JSON.stringify(n1!.conf));
+          }),
+      ),
+    );
+    for (const r of runs) expect(r.code, r.out).toBe(0);
+    const ips = runs.map((r) => JSON.parse(r.out.split('\n')[0]!).ips[0].address);
+    expect(new Set(ips).size).toBe(6);
+    for (const p of pods) expect(pings(p.name, remote.ip)).toBe(true);
+  });
+
   it('rejects a bad config before touching anything', () => {
     const c = new Cluster(s);
     const n1 = c.addNode(1);
