@@ -34,7 +34,10 @@ export function parseIp(text: string): { family: 4 | 6; value: bigint } | undefi
 }
 
 export function formatIp(family: 4 | 6, value: bigint): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
+  if (family === 4) {
+    const v = Number(value);
+    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+  }
   const groups = Array.from({ length: 8 }, (_, i) => ((value >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
   // the longest run of zero groups (length >= 2) becomes '::'
   let best = { at: -1, len: 0 };

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isIPv4 } from 'node:net';
 import { addressIn, canonicalIp, cidrContains, cidrOverlaps, formatCidr, parseCidr, parseIp, type Cidr } from './net.ts';
 
 /** A remote node as the kernel needs it: its pod subnet, underlay address and VTEP identity. */
@@ -31,14 +32,19 @@ export interface Self {
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
+const hex2 = (b: number) => b.toString(16).padStart(2, '0');
+
 /**
  * A stable VTEP MAC from VNI and underlay IP: locally administered, unicast. Every node computes
  * the same MAC for a peer, so a peers file needs no MACs and a re-created device keeps its identity.
+ * An IPv4 underlay address fits in the MAC (`0a:<vni>:<a>:<b>:<c>:<d>`: unique, and readable in
+ * `bridge fdb`); an IPv6 one is hashed.
  */
 export function vtepMac(vni: number, ip: string): string {
-  const h = createHash('sha256').update(`tscni-vxlan/${vni}/${ip}`).digest();
-  h[0] = (h[0]! & 0xfc) | 0x02;
-  return [...h.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  const v4 = isIPv4(ip) ? ip.split('.').map(Number) : undefined;
+  const bytes = v4 ? [0x0a, vni & 0xff, ...v4] : [...createHash('sha256').update(`tscni-vxlan/${vni}/${ip}`).digest().subarray(0, 6)];
+  if (!v4) bytes[0] = (bytes[0]! & 0xfc) | 0x02;
+  return bytes.map(hex2).join(':');
 }
 
 export const vtepIp = (subnet: Cidr) => addressIn(subnet, 0);
