@@ -195,6 +195,7 @@ export class ReservationStore {
     const odir = this.ownerDir(owner);
     let entry: string | undefined;
     for (const address of candidates) {
+      if (statOrUndefined(`${this.dir}/${address}`)) continue; // taken: one lstat, no entry to move
       const next = `${odir}/${address}`;
       if (entry === undefined) this.writeEntry(owner, next);
       else this.moveEntry(owner, entry, next);
