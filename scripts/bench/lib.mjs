@@ -1,7 +1,7 @@
 // The benchmark framework: time process starts with spawnSync, summarise, and render markdown.
 // Sections (scripts/bench/sections.mjs) use `ctx` from makeContext() and return rows.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 
 /** A child environment built from scratch: NODE_EXTRA_CA_CERTS alone adds ~37 ms to a Node start. */
@@ -99,7 +99,7 @@ export function environment(ours) {
   const refVersion = tryText('dpkg-query', ['-W', '-f=${Version}', 'containernetworking-plugins']);
   const cpu = cpus();
   return [
-    `machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}`,
+    `machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}, load average ${loadavg()[0].toFixed(1)} at start`,
     `versions: tscni ${info.version ?? '?'} (bun --compile --bytecode), reference containernetworking-plugins ${refVersion ?? '?'}, node ${process.versions.node}`,
     `date: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
   ].join(' · ');
