@@ -10,8 +10,8 @@ import { etcdClient, etcdPeerInputs, releaseLease, subnetsPrefix } from '../../p
 import { observeNode } from '../../plugins/vxlan/kernel.ts';
 import { removeMasq } from '../../plugins/vxlan/masq.ts';
 import { formatCidr, parseCidr } from '../../plugins/vxlan/net.ts';
-import { ensureNode, localIdentity, reconcileNode, type Env, type LocalNode } from '../../plugins/vxlan/node.ts';
-import type { PeerInput } from '../../plugins/vxlan/peers.ts';
+import { applyPeerChanges, ensureNode, localIdentity, reconcileNode, type Env, type LocalNode, type Reconciled } from '../../plugins/vxlan/node.ts';
+import type { Peer, PeerInput } from '../../plugins/vxlan/peers.ts';
 import { filePeers, inlinePeers } from '../../plugins/vxlan/sources.ts';
 import { readState, removeState } from '../../plugins/vxlan/state.ts';
 
@@ -117,13 +117,28 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
   process.once('SIGTERM', onSignal);
   let node: LocalNode | undefined;
   let current: () => PeerInput[] | undefined = () => undefined;
+  // the peers last programmed: events apply only their difference; undefined forces a full read
+  let applied: Peer[] | undefined;
   const serial = serializer(async () => {
     if (!node) return;
-    const obs = await observeNode(env.exec, conf.device);
-    const summary = await reconcileNode(env, conf, obs, { ...localIdentity(conf, obs), subnet: node.subnet, leaseId: node.leaseId }, current());
-    if (summary.changed || summary.removed || summary.recreated) log.info('reconciled', { ...summary });
+    const inputs = current();
+    const started = performance.now();
+    let result: Reconciled | undefined;
+    if (applied && inputs) {
+      result = await applyPeerChanges(env, conf, node, applied, inputs).catch((err: unknown) => {
+        log.warn('applying the change failed; reconciling from the kernel', { error: toCniError(err).message });
+        return undefined;
+      });
+    }
+    if (!result) {
+      const obs = await observeNode(env.exec, conf.device);
+      result = await reconcileNode(env, conf, obs, { ...localIdentity(conf, obs), subnet: node.subnet, leaseId: node.leaseId }, inputs);
+    }
+    applied = result.applied;
+    const { summary } = result;
+    if (summary.changed || summary.removed || summary.recreated) log.info('reconciled', { ...summary, ms: Math.round((performance.now() - started) * 100) / 100 });
   }, log);
-  const tick = setInterval(() => serial(), RESYNC_MS);
+  const tick = setInterval(() => ((applied = undefined), serial()), RESYNC_MS);
   try {
     if (conf.source.kind !== 'etcd') {
       const source = conf.source;
@@ -133,7 +148,7 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
         if ('error' in read) log.error('peers left unchanged', { reason: read.error });
         return 'error' in read ? undefined : read.inputs;
       };
-      node = (await ensureNode(env, conf)).node;
+      ({ node, applied } = await ensureNode(env, conf));
       log.info('synced', { device: conf.device });
       const watcher = source.kind === 'file' ? watchFile(source.path, () => serial()) : undefined;
       await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
@@ -151,11 +166,11 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
       const endSession = () => session.abort();
       stop.signal.addEventListener('abort', endSession, { once: true });
       try {
-        node = (await ensureNode(env, conf, client)).node;
+        ({ node, applied } = await ensureNode(env, conf, client));
         const snapshot = await client.rangePrefix(prefix);
         const kvs = new Map<string, KeyValue>(snapshot.kvs.map((kv) => [kv.key, kv]));
         current = () => etcdPeerInputs(etcd, [...kvs.values()], conf.vni);
-        await serial();
+        await serial(); // anything that changed between the lease and the snapshot
         log.info('watching etcd', { prefix, revision: snapshot.revision });
         backoff = 500;
         const leaseId = node.leaseId;

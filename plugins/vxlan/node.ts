@@ -8,8 +8,8 @@ import { acquireLease, etcdClient, etcdPeerInputs } from './etcd-registry.ts';
 import { applyNode, disableTxChecksum, ensureIpForward, observeNode, type NodeObservation } from './kernel.ts';
 import { ensureMasq } from './masq.ts';
 import { formatCidr, parseCidr, type Cidr } from './net.ts';
-import { validatePeers, vtepIp, vtepMac, type PeerInput } from './peers.ts';
-import { planPeers } from './reconcile.ts';
+import { validatePeers, vtepIp, vtepMac, type Peer, type PeerInput } from './peers.ts';
+import { planPeers, programmedState } from './reconcile.ts';
 import { filePeers, inlinePeers } from './sources.ts';
 import { readState, writeState } from './state.ts';
 
@@ -97,18 +97,24 @@ export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<Local
  * `bridge -batch`: the device created or verified, then only the peer entries that differ. Bad
  * peer entries are logged and skipped; `inputs` undefined leaves the peer entries as they are.
  */
-export async function reconcileNode(env: Env, conf: Conf, obs: NodeObservation, node: LocalNode, inputs: readonly PeerInput[] | undefined): Promise<ReconcileSummary> {
+export interface Reconciled {
+  summary: ReconcileSummary;
+  /** The peers now programmed (undefined when peers were left as they were). */
+  applied: Peer[] | undefined;
+}
+
+export async function reconcileNode(env: Env, conf: Conf, obs: NodeObservation, node: LocalNode, inputs: readonly PeerInput[] | undefined): Promise<Reconciled> {
   const current = obs.links.find((l) => l.ifname === conf.device);
   const device = planDevice(deviceSpec(conf, node), current);
   if (device.recreate) env.log.warn('re-creating the vxlan device', { device: conf.device, reason: device.recreate });
   const fresh = !current || device.recreate !== undefined;
   const summary: ReconcileSummary = { peers: 0, rejected: 0, changed: 0, removed: 0, ...(device.recreate ? { recreated: device.recreate } : {}) };
   let peerLines = { ip: [] as string[], bridge: [] as string[] };
+  let applied: Peer[] | undefined;
   if (inputs) {
-    const { peers, rejected } = validatePeers(inputs, { subnet: node.subnet, ip: node.underlay.ip }, conf.network, conf.vni);
-    for (const r of rejected) env.log.error('rejected peer', { origin: r.origin, reason: r.reason });
+    const peers = (applied = acceptedPeers(env, conf, node, inputs));
     const plan = planPeers(conf.device, peers, fresh ? { routes: [], neighs: [], fdb: [] } : obs);
-    Object.assign(summary, { peers: peers.length, rejected: rejected.length, changed: plan.changed, removed: plan.removed });
+    Object.assign(summary, { peers: peers.length, rejected: inputs.length - peers.length, changed: plan.changed, removed: plan.removed });
     peerLines = plan;
   } else {
     summary.peersSkipped = 'no peer data';
@@ -116,7 +122,25 @@ export async function reconcileNode(env: Env, conf: Conf, obs: NodeObservation, 
   ensureIpForward();
   await applyNode(env.exec, [...device.lines, ...peerLines.ip], peerLines.bridge);
   if (fresh && conf.disableTxChecksum) await disableTxChecksum(env.exec, conf.device);
-  return summary;
+  return { summary, applied };
+}
+
+function acceptedPeers(env: Env, conf: Conf, node: LocalNode, inputs: readonly PeerInput[]): Peer[] {
+  const { peers, rejected } = validatePeers(inputs, { subnet: node.subnet, ip: node.underlay.ip }, conf.network, conf.vni);
+  for (const r of rejected) env.log.error('rejected peer', { origin: r.origin, reason: r.reason });
+  return peers;
+}
+
+/**
+ * The event path of `sync --watch`: applies the difference between the peers last applied and
+ * `inputs` without reading the kernel back (flannel's event handling). The periodic full reconcile
+ * repairs anything changed behind our back; a failing batch makes the caller fall back to it.
+ */
+export async function applyPeerChanges(env: Env, conf: Conf, node: LocalNode, before: readonly Peer[], inputs: readonly PeerInput[]): Promise<Reconciled> {
+  const peers = acceptedPeers(env, conf, node, inputs);
+  const plan = planPeers(conf.device, peers, programmedState(conf.device, before));
+  await applyNode(env.exec, plan.ip, plan.bridge);
+  return { summary: { peers: peers.length, rejected: inputs.length - peers.length, changed: plan.changed, removed: plan.removed }, applied: peers };
 }
 
 /**
@@ -124,7 +148,7 @@ export async function reconcileNode(env: Env, conf: Conf, obs: NodeObservation, 
  * peer's entry) between another's read and write, whose batch then stops at "File exists" or
  * "No such ...". Reading again and applying the new difference converges.
  */
-async function reconcileRacing(env: Env, conf: Conf, obs: NodeObservation, node: LocalNode, inputs: readonly PeerInput[] | undefined): Promise<ReconcileSummary> {
+async function reconcileRacing(env: Env, conf: Conf, obs: NodeObservation, node: LocalNode, inputs: readonly PeerInput[] | undefined): Promise<Reconciled> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await reconcileNode(env, conf, obs, node, inputs);
@@ -138,15 +162,15 @@ async function reconcileRacing(env: Env, conf: Conf, obs: NodeObservation, node:
 }
 
 /** The whole node step of ADD and of `tscni vxlan sync`: observe, lease, reconcile, remember. */
-export async function ensureNode(env: Env, conf: Conf, client?: EtcdClient): Promise<{ node: LocalNode; summary: ReconcileSummary }> {
+export async function ensureNode(env: Env, conf: Conf, client?: EtcdClient): Promise<{ node: LocalNode; summary: ReconcileSummary; applied: Peer[] | undefined }> {
   const obs = await observeNode(env.exec, conf.device);
   const id = localIdentity(conf, obs);
   const resolved = await resolveSubnetAndPeers(env, conf, id, client);
   if (resolved.skipped) env.log.error('peers left unchanged', { reason: resolved.skipped });
   const node: LocalNode = { ...id, subnet: resolved.subnet, leaseId: resolved.leaseId };
-  const summary = await reconcileRacing(env, conf, obs, node, resolved.inputs);
+  const { summary, applied } = await reconcileRacing(env, conf, obs, node, resolved.inputs);
   if (resolved.skipped) summary.peersSkipped = resolved.skipped;
   if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
   writeState(conf.stateDir, conf.device, { subnet: formatCidr(node.subnet), ip: node.underlay.ip, mac: node.mac, ...(node.leaseId ? { leaseId: node.leaseId } : {}) });
-  return { node, summary };
+  return { node, summary, applied };
 }

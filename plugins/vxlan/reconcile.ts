@@ -101,3 +101,12 @@ export function missingPeerEntries(device: string, peers: readonly Peer[], curre
   const plan = planPeers(device, peers, current);
   return [...plan.ip, ...plan.bridge].filter((l) => l.includes(' replace '));
 }
+
+/** The kernel state `planPeers` leaves for `peers`: what the event path diffs against. */
+export function programmedState(device: string, peers: readonly Peer[]): PeerState {
+  return {
+    routes: peers.map((p) => ({ dst: p.subnet, gateway: p.vtep, dev: device, flags: ['onlink'] })),
+    neighs: peers.map((p) => ({ dst: p.vtep, dev: device, lladdr: p.mac, state: ['PERMANENT'] })),
+    fdb: peers.map((p) => ({ mac: p.mac, ifname: device, dst: p.ip, flags: ['self'], state: 'permanent' })),
+  };
+}

@@ -2,7 +2,6 @@
 // 1,000, join/leave seen through `sync --watch` from etcd, and pod-to-pod TCP over the overlay vs
 // the same-node bridge. Everything lives in namespaces this section makes (never the host network).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,11 +10,8 @@ import { childEnv, stats } from './lib.mjs';
 const PEERS = 1000;
 const sh = (argv, input) => execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', input, env: childEnv() });
 const inNs = (ns, argv) => ['nsenter', `--net=/run/netns/${ns}`, ...argv];
-const vtepMac = (vni, ip) => {
-  const h = createHash('sha256').update(`tscni-vxlan/${vni}/${ip}`).digest();
-  h[0] = (h[0] & 0xfc) | 0x02;
-  return [...h.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
-};
+// the plugin's derivation for an IPv4 underlay (plugins/vxlan/peers.ts)
+const vtepMac = (vni, ip) => [0x0a, vni & 0xff, ...ip.split('.').map(Number)].map((b) => b.toString(16).padStart(2, '0')).join(':');
 // peer n: subnet 10.(1 + n/256).(n%256).0/24 at underlay 172.16.(n/128).(n%128 + 1)
 const peer = (n, ipShift = 0) => ({ subnet: `10.${1 + (n >> 8)}.${n & 255}.0/24`, ip: `172.16.${n >> 7}.${(n & 127) + 1 + ipShift}` });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -137,6 +133,16 @@ async function watchRows(ctx, dir) {
   try {
     await waitFor('etcd', () => spawnSync('nsenter', [`--net=/run/netns/${e.name}`, 'etcdctl', '--endpoints', url, 'endpoint', 'health'], { env: childEnv() }).status === 0);
     const prefix = '/bench/network';
+    const leaseOf = (p) => JSON.stringify({ PublicIP: p.ip, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: vtepMac(1, p.ip) } });
+    const keyOf = (p) => `${prefix}/subnets/${p.subnet.replace('/', '-')}`;
+    // 1,000 nodes already registered: a join or leave is one change among 1,000
+    const preload = Object.fromEntries(Array.from({ length: PEERS }, (_, k) => [keyOf(peer(k)), leaseOf(peer(k))]));
+    spawnSync('nsenter', [`--net=/run/netns/${e.name}`, process.execPath, '-e', `
+      const http = require('node:http');
+      const b64 = (s) => Buffer.from(s).toString('base64');
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+      const put = (k, v) => new Promise((res, rej) => { const r = http.request('${url}/v3/kv/put', { method: 'POST', agent }, (o) => { o.resume(); o.on('end', res); }); r.on('error', rej); r.end(JSON.stringify({ key: b64(k), value: b64(v) })); });
+      Promise.all(Object.entries(JSON.parse(require('fs').readFileSync(0, 'utf8'))).map(([k, v]) => put(k, v))).then(() => agent.destroy());`], { input: JSON.stringify(preload), env: childEnv() });
     const watchers = [21, 22, 23].map((i) => {
       const n = node(i, { etcd: { endpoints: [url], prefix, leaseTTL: 60 } });
       const child = spawn('nsenter', [`--net=/run/netns/${n.ns}`, ctx.ours('tscni'), 'vxlan', 'sync', '--watch', '--conf', n.confFile], { env: childEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
@@ -157,7 +163,7 @@ async function watchRows(ctx, dir) {
       });
       return { n, events };
     });
-    await waitFor('watchers see each other', () => watchers.every((w) => (sh(['ip', '-n', w.n.ns, 'route', 'show', 'dev', 'tscni.1']).match(/onlink/g) ?? []).length === 2));
+    await waitFor('watchers see each other', () => watchers.every((w) => (spawnSync('ip', ['-n', w.n.ns, 'route', 'show', 'dev', 'tscni.1'], { encoding: 'utf8' }).stdout.match(/onlink/g) ?? []).length === PEERS + 2), 60000);
     // the driver runs in etcd's namespace, under node: it prints Date.now() right before each request
     const driver = `
       const http = require('node:http');
@@ -169,19 +175,22 @@ async function watchRows(ctx, dir) {
     const at = (op, key, value = '') => Number(spawnSync('nsenter', [`--net=/run/netns/${e.name}`, process.execPath, '-e', driver, op, key, value], { env: childEnv(), encoding: 'utf8' }).stdout.trim());
     const join_ = [];
     const leave = [];
+    const work = [];
     for (let k = 0; k < ctx.warmup + Math.min(ctx.runs, 20); k++) {
-      const p = peer(700 + k);
-      const key = `${prefix}/subnets/${p.subnet.replace('/', '-')}`;
-      const value = JSON.stringify({ PublicIP: p.ip, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: vtepMac(1, p.ip) } });
+      const p = peer(PEERS + k);
       for (const [list, op] of [[join_, 'put'], [leave, 'del']]) {
         const seen = watchers.map((w) => w.events.length);
-        const sent = at(op, key, value);
+        const sent = at(op, keyOf(p), leaseOf(p));
         await waitFor(`${op} seen`, () => watchers.every((w, j) => w.events.length > seen[j]));
-        const latest = Math.max(...watchers.map((w) => Date.parse(w.events[w.events.length - 1].time)));
-        if (k >= ctx.warmup) list.push(latest - sent);
+        const last = watchers.map((w) => w.events[w.events.length - 1]);
+        if (k >= ctx.warmup) (list.push(Math.max(...last.map((ev) => Date.parse(ev.time))) - sent), work.push(...last.map((ev) => ev.ms)));
       }
     }
-    return [row('join seen by all 3 watching nodes (etcd put → routes programmed)', join_, 'target ≤ 250 ms; ms-resolution clock'), row('leave seen by all 3 watching nodes (etcd delete → routes removed)', leave, 'target ≤ 250 ms')];
+    return [
+      row(`join seen by all 3 watching nodes, ${PEERS} peers (etcd put → routes programmed)`, join_, 'target ≤ 250 ms; ms-resolution clock'),
+      row(`leave seen by all 3 watching nodes, ${PEERS} peers (etcd delete → entries removed)`, leave, 'target ≤ 250 ms'),
+      row(`watch event, one change among ${PEERS} — reconcile work per node`, work, 'target ≤ 20 ms'),
+    ];
   } finally {
     for (const p of procs) p.kill('SIGKILL');
   }
@@ -237,6 +246,8 @@ export default {
       const t = await throughput(ctx, dir);
       this.notes = [
         `Simulated nodes are network namespaces on an underlay bridge in its own namespace; \`tscni vxlan sync\` runs under \`nsenter --net\` (whole process = exec to exit; reconcile work = the \`ms\` the command reports around observe → plan → apply). Peers come from a peers file; the watch rows use etcd ${sh(['etcd', '--version']).split('\n')[0].replace('etcd Version: ', '')} in its own namespace, three nodes running \`sync --watch\`, the time from the put/delete leaving the client to the last watcher's "reconciled" log line.`,
+        '',
+        `The hand-programmed row is the yardstick for machine load: the issue measured it at ≈ 25 ms on a quiet machine; divide by it to compare runs.`,
         '',
         `Pod-to-pod TCP (iperf3, 3 s, median of 3): across the overlay **${t.overlay.toFixed(2)} Gbit/s**, same-node bridge **${t.local.toFixed(2)} Gbit/s** → **${(t.overlay / t.local).toFixed(2)}×** (target ≥ 0.8×).`,
       ].join('\n');

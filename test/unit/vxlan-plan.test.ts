@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { IpLink } from '../../lib/ip/types.ts';
 import { overhead, planDevice, resolveUnderlay, type DeviceSpec } from '../../plugins/vxlan/device.ts';
-import { missingPeerEntries, planPeers, type PeerState } from '../../plugins/vxlan/reconcile.ts';
+import { missingPeerEntries, planPeers, programmedState, type PeerState } from '../../plugins/vxlan/reconcile.ts';
 import type { Peer } from '../../plugins/vxlan/peers.ts';
 import { planMasq } from '../../plugins/vxlan/masq.ts';
 
@@ -9,11 +9,7 @@ const D = 'tscni.1';
 const peer = (n: number, ip = `192.168.100.${n}`, mac = `02:00:00:00:00:0${n}`): Peer => ({ subnet: `10.244.${n}.0/24`, ip, mac, vtep: `10.244.${n}.0` });
 const empty: PeerState = { routes: [], neighs: [], fdb: [] };
 /** The kernel state after `planPeers` applied `peers`, as `ip -json` / `bridge -json fdb` print it. */
-const applied = (peers: Peer[]): PeerState => ({
-  routes: peers.map((p) => ({ dst: p.subnet, gateway: p.vtep, dev: D, flags: ['onlink'] })),
-  neighs: peers.map((p) => ({ dst: p.vtep, dev: D, lladdr: p.mac, state: ['PERMANENT'] })),
-  fdb: peers.map((p) => ({ mac: p.mac, ifname: D, dst: p.ip, flags: ['self'], state: 'permanent' })),
-});
+const applied = (peers: Peer[]): PeerState => programmedState(D, peers);
 
 describe('planPeers', () => {
   it('adds every entry of every peer from empty, with replace', () => {
