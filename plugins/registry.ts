@@ -10,6 +10,7 @@ export const PLUGINS: Record<string, () => Promise<{ default: Plugin }>> = {
   tuning: () => import('./tuning/index.ts'),
   bandwidth: () => import('./bandwidth/index.ts'),
   firewall: () => import('./firewall/index.ts'),
+  portmap: () => import('./portmap/index.ts'),
   'host-local': () => import('../ipam/host-local/index.ts'),
   vxlan: () => import('./vxlan/index.ts'),
 };

@@ -1,0 +1,102 @@
+import { parseConf } from '../../lib/cni/conf.ts';
+import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
+import type { Result } from '../../lib/cni/result.ts';
+import type { Family } from '../../lib/net/ip.ts';
+import { iptablesSave } from '../../lib/netfilter/iptables.ts';
+import { nftApply, nftList } from '../../lib/netfilter/nft.ts';
+import { reconcileTable } from '../../lib/netfilter/reconcile.ts';
+import { parseMappings, PortmapConf, resolvePortmap, type Portmap } from './conf.ts';
+import { enableLocalnetRouting, flushUdpConntrack } from './host.ts';
+import { chainsOfNetwork, dnChain, dnChainRules, planIptablesAdd, planIptablesDel } from './iptables.ts';
+import { attachmentHash, NFT_TABLE, nftMissing, planNftAdd, planNftDel } from './nftables.ts';
+
+const FAMILIES: readonly Family[] = [4, 6];
+const listTable = (ctx: PluginContext) => nftList(ctx.exec, ['table', 'inet', NFT_TABLE]);
+
+function requirePrev(ctx: PluginContext): Result {
+  if (!ctx.prevResult) throw new CniError(ErrorCode.invalidConfig, 'must be called as chained plugin', 'portmap needs a prevResult');
+  return ctx.prevResult;
+}
+
+/** Removes the forwarding of the attachments `doomed` selects, in both backends' places it could be. */
+async function remove(ctx: PluginContext, backend: Portmap['backend'], net: string, chains: (families: Family) => Promise<string[]> | string[], doomed: (attachment: string) => boolean, families: readonly Family[]): Promise<void> {
+  if (backend === 'nftables') {
+    await nftApply(ctx.exec, planNftDel(await listTable(ctx), doomed, net).join('\n'));
+    return;
+  }
+  for (const family of families) {
+    const wanted = await chains(family);
+    await reconcileTable(ctx.exec, family, 'nat', (t) => planIptablesDel(t, wanted));
+  }
+}
+
+export default definePlugin({
+  name: 'portmap',
+  summary: 'forwards host ports to a container (DNAT with hairpin and localhost masquerade; iptables or nftables)',
+
+  async add(ctx) {
+    const conf = parseConf(PortmapConf(), ctx.conf);
+    const prev = requirePrev(ctx);
+    const mappings = parseMappings(conf);
+    if (mappings.length === 0) return prev;
+    const p = resolvePortmap(conf, prev, mappings);
+    if (p.families.length === 0) return prev;
+    await using undo = ctx.undo();
+    const mine = attachmentHash(conf.name, ctx.containerId);
+    const chain = dnChain(conf.name, ctx.containerId);
+    if (p.backend === 'nftables') {
+      undo.push('remove nft port forwarding', () => remove(ctx, 'nftables', conf.name, () => [], (h) => h === mine, []));
+      await nftApply(ctx.exec, planNftAdd(await listTable(ctx), conf.name, ctx.containerId, p));
+    } else {
+      for (const f of p.families) {
+        undo.push(`remove IPv${f.family} port forwarding`, () => remove(ctx, 'iptables', conf.name, () => [chain], () => true, [f.family]));
+        await reconcileTable(ctx.exec, f.family, 'nat', (t) => planIptablesAdd(t, conf.name, ctx.containerId, p, f));
+      }
+    }
+    const v4 = p.families.find((f) => f.family === 4);
+    if (p.snat && v4) await enableLocalnetRouting(ctx.exec, v4.containerIp);
+    await flushUdpConntrack(ctx.exec, mappings);
+    undo.commit();
+    return prev;
+  },
+
+  async del(ctx) {
+    const conf = parseConf(PortmapConf(), ctx.conf);
+    const listed = conf.runtimeConfig?.portMappings;
+    if (Array.isArray(listed) && listed.length === 0) return; // ADD forwarded nothing
+    const families = ctx.prevResult?.ips?.length ? [...new Set(ctx.prevResult.ips.map((ip) => (ip.address.includes(':') ? 6 : 4) as Family))] : FAMILIES;
+    const mine = attachmentHash(conf.name, ctx.containerId);
+    await remove(ctx, conf.backend ?? 'iptables', conf.name, () => [dnChain(conf.name, ctx.containerId)], (h) => h === mine, families);
+  },
+
+  async check(ctx) {
+    const conf = parseConf(PortmapConf(), ctx.conf);
+    const prev = requirePrev(ctx);
+    const mappings = parseMappings(conf);
+    if (mappings.length === 0) return;
+    const p = resolvePortmap(conf, prev, mappings);
+    const missing: string[] = [];
+    if (p.backend === 'nftables') missing.push(...nftMissing(await listTable(ctx), conf.name, ctx.containerId, p));
+    else {
+      const chain = dnChain(conf.name, ctx.containerId);
+      for (const f of p.families) {
+        const t = await iptablesSave(ctx.exec, f.family, 'nat');
+        const have = new Set(t.rules.filter((r) => r.chain === chain).map((r) => r.spec));
+        missing.push(...dnChainRules(p, f).filter((spec) => !have.has(spec)).map((spec) => `IPv${f.family} ${chain} ${spec}`));
+      }
+    }
+    if (missing.length > 0) throw new CniError(ErrorCode.internal, `portmap: rule missing: ${missing[0]}`, missing.join('; '));
+  },
+
+  async gc(ctx) {
+    const conf = parseConf(PortmapConf(), ctx.conf);
+    const validIds = (conf['cni.dev/valid-attachments'] ?? []).map((a) => a.containerID);
+    const valid = new Set(validIds.map((id) => attachmentHash(conf.name, id)));
+    const stale = async (family: Family) => {
+      const keep = new Set(validIds);
+      return chainsOfNetwork(await iptablesSave(ctx.exec, family, 'nat'), conf.name).filter((c) => !keep.has(c.containerId)).map((c) => c.chain);
+    };
+    await remove(ctx, conf.backend ?? 'iptables', conf.name, stale, (h) => !valid.has(h), FAMILIES);
+  },
+});
