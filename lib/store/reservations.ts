@@ -148,19 +148,17 @@ export class ReservationStore {
     renameSync(tmp, path);
   }
 
-  /** The owner's live entries: index entries that are the same file as the reservation. */
-  private liveEntries(owner: Owner): string[] {
+  /**
+   * The addresses reserved for (container ID, ifname), from the index: no scan. An entry counts only
+   * while it is the same file as the reservation.
+   */
+  addressesOf(owner: Owner): string[] {
     const odir = this.ownerDir(owner);
     return readdirOrEmpty(odir).filter((address) => {
       const entry = statOrUndefined(`${odir}/${address}`);
       const file = entry && statOrUndefined(`${this.dir}/${address}`);
       return !!file && sameFile(entry!, file);
     });
-  }
-
-  /** The addresses reserved for (container ID, ifname), from the index: no scan. */
-  addressesOf(owner: Owner): string[] {
-    return this.liveEntries(owner);
   }
 
   lastReserved(setIndex: number): string | undefined {
@@ -211,7 +209,6 @@ export class ReservationStore {
 
   /** Reserves exactly `address`; false when it is taken. */
   reserve(owner: Owner, setIndex: number, address: string): boolean {
-    if (this.liveEntries(owner).includes(address)) return false; // taken, by this very owner
     return this.allocate(owner, setIndex, [address]) !== undefined;
   }
 
@@ -296,11 +293,6 @@ export class ReservationStore {
     }
     unlinkSync(aside);
     return true;
-  }
-
-  /** Every reservation in the store, by scanning it (for GC and the operator CLI, not ADD/DEL). */
-  list(): Reservation[] {
-    return listReservations(this.dir);
   }
 
   /**
