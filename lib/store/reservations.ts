@@ -346,18 +346,24 @@ export class ReservationStore {
   private linkIndex(key: string, address: string, stats: Stats): void {
     const odir = `${this.dir}/${OWNERS}/${key}`;
     const entry = `${odir}/${address}`;
-    const current = statOrUndefined(entry);
-    if (current && sameFile(current, stats)) return;
-    mkdirSync(odir, { recursive: true, mode: 0o755 });
-    const tmp = this.tmpName('idx');
+    ensureDir(odir);
     try {
-      linkSync(`${this.dir}/${address}`, tmp);
+      linkSync(`${this.dir}/${address}`, entry);
     } catch (err) {
       if (code(err) === 'ENOENT') return; // released meanwhile
-      throw err;
+      if (code(err) !== 'EEXIST') throw err;
+      const current = statOrUndefined(entry);
+      if (current && sameFile(current, stats)) return; // already indexed
+      const tmp = this.tmpName('idx');
+      try {
+        linkSync(`${this.dir}/${address}`, tmp);
+      } catch (e) {
+        if (code(e) === 'ENOENT') return;
+        throw e;
+      }
+      renameSync(tmp, entry); // a leftover entry: replace it
     }
-    if (sameFile(lstatSync(tmp), stats)) renameSync(tmp, entry);
-    else unlinkSync(tmp); // replaced meanwhile by another owner's reservation
+    if (!sameFile(lstatSync(entry), stats)) unlinkQuietly(entry); // DIR/address changed hands meanwhile
   }
 
   private sweepTmp(): void {
