@@ -3,7 +3,8 @@
 import version from './version.mjs';
 import loopback from './loopback.mjs';
 import bridge from './bridge.mjs';
+import chain from './chain.mjs';
 import vxlan from './vxlan.mjs';
 import hostLocal from './host-local.mjs';
 
-export const SECTIONS = [version, loopback, bridge, vxlan, hostLocal];
+export const SECTIONS = [version, loopback, bridge, chain, vxlan, hostLocal];
