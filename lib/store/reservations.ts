@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { validIfName } from '../cni/env.ts';
 import { formatIp, parseIp } from '../net/ip.ts';
 
 /**
@@ -37,8 +38,6 @@ const COMPLETE = `${OWNERS}/.complete`;
 const STALE_ENTRY_MS = 60_000;
 
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-// eslint-disable-next-line no-control-regex
-const BAD_IFNAME = /[/:\s\x00-\x1f\x7f]/;
 
 const code = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | undefined)?.code;
 const sameFile = (a: Stats, b: Stats) => a.ino === b.ino && a.dev === b.dev;
@@ -64,7 +63,7 @@ function readdirOrEmpty(path: string): string[] {
 function ownerKey(owner: Owner): string {
   const { containerId: id, ifname } = owner;
   if (!CONTAINER_ID.test(id) || id.length > 255) throw new Error(`invalid container ID for the address store: ${JSON.stringify(id.slice(0, 64))}`);
-  if (ifname === '' || ifname === '.' || ifname === '..' || ifname.length > 15 || BAD_IFNAME.test(ifname)) {
+  if (validIfName(ifname) !== undefined) {
     throw new Error(`invalid interface name for the address store: ${JSON.stringify(ifname.slice(0, 64))}`);
   }
   return `${id}:${ifname}`;
