@@ -13,7 +13,9 @@ CNITOOL=$(bash scripts/cnitool.sh)
 WORK=$(mktemp -d /tmp/tscni-demo.XXXXXX)
 TAG="demo$$"             # prefix of every name the demo makes
 NAMESPACES=()
+PIDS=()                  # background servers
 cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
@@ -49,14 +51,90 @@ CNI_IFNAME=lo cni del lo "/run/netns/$NS"
 show ip -n "$NS" -brief link show lo
 
 # ---------------------------------------------------------------------------------------------
-# bridge + host-local: two containers on one bridge, talking to each other
-# >>> BRIDGE SECTION — to be filled by the bridge/host-local issue (use $TAG in every name) <<<
+# bridge + host-local + portmap: containerd's default networks (a loopback net, then bridge with
+# host-local and portmap) for two containers. The "host" is a namespace of its own, so its bridge,
+# addresses and iptables rules never touch this machine's; the plugins run inside it, as a runtime
+# on that host would run them.
 # ---------------------------------------------------------------------------------------------
+HOST="${TAG}-host"
+BR="${TAG}br"
+NET="${TAG}-net"
+LO_NET="${TAG}-loopback"
+mkns "$HOST"
+ip -n "$HOST" link set lo up
+mkdir -p "$WORK/host.d" "$WORK/host-cache"
+cat > "$WORK/host.d/99-loopback.conflist" <<JSON
+{ "cniVersion": "1.0.0", "name": "$LO_NET", "plugins": [ { "type": "loopback" } ] }
+JSON
+cat > "$WORK/host.d/10-bridge.conflist" <<JSON
+{ "cniVersion": "1.0.0", "name": "$NET",
+  "plugins": [
+    { "type": "bridge", "bridge": "$BR", "isGateway": true, "ipMasq": true, "promiscMode": true,
+      "ipam": { "type": "host-local", "dataDir": "$WORK/ipam",
+                "ranges": [[{ "subnet": "10.88.77.0/24" }]], "routes": [{ "dst": "0.0.0.0/0" }] } },
+    { "type": "portmap", "capabilities": { "portMappings": true } } ] }
+JSON
+host_cni() { ip netns exec "$HOST" env NETCONFPATH="$WORK/host.d" CNI_PATH="$WORK/bin" CNI_CACHEDIR="$WORK/host-cache" "$CNITOOL" "$@"; }
+on_host() { printf '\033[2mhost $ %s\033[0m\n' "$*"; ip netns exec "$HOST" env PATH="$WORK/bin:$PATH" "$@"; }
+summary() { # a CNI result, one line per interface and address
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    r.interfaces.forEach((i, n) => console.log(`  interface ${n}: ${i.name.padEnd(16)} ${i.mac}${i.sandbox ? "  in " + i.sandbox : ""}`));
+    for (const ip of r.ips) console.log(`  address:     ${ip.address} on interface ${ip.interface}, gateway ${ip.gateway}`);
+    for (const rt of r.routes ?? []) console.log(`  route:       ${rt.dst}${rt.gw ? " via " + rt.gw : ""}`);'
+}
+container_ip() { ip -n "$1" -4 -o addr show dev eth0 | awk '{ split($4, a, "/"); print a[1] }'; }
 
-# ---------------------------------------------------------------------------------------------
-# portmap: a host port forwarded into a container
-# >>> PORTMAP SECTION — to be filled by the portmap issue <<<
-# ---------------------------------------------------------------------------------------------
+step "bridge + host-local + portmap: two containers on one bridge (containerd's default chain)"
+show cat "$WORK/host.d/10-bridge.conflist"
+for c in a b; do
+  mkns "${TAG}-$c"
+  caps='{}' note=''
+  [ "$c" = a ] && caps='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}' note=' (CAP_ARGS: host port 8080 -> 80)'
+  echo "cnitool add $LO_NET, then $NET, for container ${TAG}-$c$note"
+  CNI_CONTAINERID="${TAG}-$c" CNI_IFNAME=lo host_cni add "$LO_NET" "/run/netns/${TAG}-$c" >/dev/null
+  CNI_CONTAINERID="${TAG}-$c" CAP_ARGS="$caps" host_cni add "$NET" "/run/netns/${TAG}-$c" | summary
+done
+A_IP=$(container_ip "${TAG}-a")
+B_IP=$(container_ip "${TAG}-b")
+echo "the host's side: the bridge with the gateway address, a veth per container"
+on_host ip -brief addr show dev "$BR"
+on_host ip -brief link show master "$BR"
+reach() { # NS ADDRESS WHAT: one ping, one line
+  if ip netns exec "$1" ping -c 1 -W 1 "$2" >/dev/null; then echo "  ${1#"${TAG}-"} -> $3 ($2): ping ok"; else echo "  ${1#"${TAG}-"} -> $3 ($2): FAILED"; return 1; fi
+}
+echo "pings:"
+reach "${TAG}-a" "$B_IP" "container b"
+reach "${TAG}-b" "$A_IP" "container a"
+reach "${TAG}-a" 10.88.77.1 "the gateway"
+echo "a TCP server on port 80 in container a, reached from the host through host port 8080:"
+ip netns exec "${TAG}-a" socat TCP-LISTEN:80,reuseaddr,fork SYSTEM:"echo hello from container a at $A_IP" &
+PIDS+=($!)
+until ip netns exec "${TAG}-a" ss -Hltn 'sport = :80' | grep -q LISTEN; do sleep 0.05; done
+for addr in 10.88.77.1 127.0.0.1; do
+  reply=$(on_host socat -T 2 - "TCP:$addr:8080" </dev/null)
+  echo "$reply"
+  [ "${reply##*$'\n'}" = "hello from container a at $A_IP" ]
+done
+echo "the host's nat rules for the containers (masquerade from bridge, DNAT from portmap), found by container ID:"
+ip netns exec "$HOST" iptables-save -t nat > "$WORK/nat.rules"
+CHAINS=$(grep -E "${TAG}-[ab]\b" "$WORK/nat.rules" | grep -o -- '-j CNI-[A-Za-z0-9-]*' | cut -c4- | sort -u | paste -sd '|')
+OURS="${TAG}-[ab]\b|^-A ($CHAINS) |^:($CHAINS) "
+grep -E "$OURS" "$WORK/nat.rules" | grep -v '^:' | sed 's/^/  /'
+echo "tscni shows the addresses host-local handed out:"
+on_host tscni ipam ls --data-dir "$WORK/ipam"
+on_host tscni ipam ls "$NET" --data-dir "$WORK/ipam" --json
+for c in a b; do
+  echo "cnitool del $NET, then $LO_NET, for container ${TAG}-$c"
+  CNI_CONTAINERID="${TAG}-$c" host_cni del "$NET" "/run/netns/${TAG}-$c"
+  CNI_CONTAINERID="${TAG}-$c" CNI_IFNAME=lo host_cni del "$LO_NET" "/run/netns/${TAG}-$c"
+done
+echo "after DEL: no reservation, no veth on the bridge, no rule for the containers"
+on_host tscni ipam ls --data-dir "$WORK/ipam"
+on_host ip -brief link show master "$BR"
+left=$(ip netns exec "$HOST" iptables-save -t nat | grep -cE "$OURS" || true)
+echo "  nat rules and chains of the containers left: $left"
+[ "$left" = 0 ]
 
 # ---------------------------------------------------------------------------------------------
 # overlay (vxlan): pods on three simulated nodes reach each other, peers from a file, then etcd
