@@ -6,5 +6,8 @@ import bridge from './bridge.mjs';
 import chain from './chain.mjs';
 import vxlan from './vxlan.mjs';
 import hostLocal from './host-local.mjs';
+import resources from './resources.mjs';
+import targets from './targets.mjs';
+import portmap from './portmap.mjs';
 
-export const SECTIONS = [version, loopback, bridge, chain, vxlan, hostLocal];
+export const SECTIONS = [version, loopback, bridge, chain, vxlan, hostLocal, portmap, resources, targets];
