@@ -40,25 +40,28 @@ if (!existsSync(join(ours, 'tscni'))) {
 const env = environment(ours);
 console.log(env);
 const bench = join(root, 'BENCHMARKS.md');
-let doc = existsSync(bench) ? readFileSync(bench, 'utf8') : '# Benchmarks\n\nWritten by `npm run bench`; each section is rewritten by its own run.\n';
+const HEADER = '# Benchmarks\n\nWritten by `npm run bench`; each section is rewritten by its own run.\n';
+// Rows of every section run so far, by section id: the targets section reads them (one run).
+const results = {};
 let failed = false;
 for (const section of SECTIONS.filter((s) => !only || only.includes(s.id))) {
-  const ctx = { ...makeContext({ ours, ref: resolve(opts.ref), runs: Number(opts.runs), warmup: Number(opts.warmup) }), timeSpawn };
+  const ctx = { ...makeContext({ ours, ref: resolve(opts.ref), runs: Number(opts.runs), warmup: Number(opts.warmup) }), timeSpawn, results };
   try {
     const rows = await section.run(ctx);
-    const table = renderTable(rows);
+    results[section.id] = rows;
+    const table = section.render ? section.render(rows) : renderTable(rows);
     console.log(`\n## ${section.title}\n${table}`);
     const body = [`## ${section.title}`, '', section.notes ?? '', '', table, '', `${ctx.runs} runs after ${ctx.warmup} warm-up · ${env}`].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n');
-    doc = replaceSection(doc, section.id, body);
+    if (!opts['no-write']) {
+      // read-modify-write per section: other runs may have rewritten other sections meanwhile
+      writeFileSync(bench, replaceSection(existsSync(bench) ? readFileSync(bench, 'utf8') : HEADER, section.id, body));
+      console.log(`updated ${bench} (${section.id})`);
+    }
   } catch (err) {
     failed = true;
     console.error(`bench: section ${section.id} failed: ${err.message}`);
   } finally {
     ctx.cleanup();
   }
-}
-if (!opts['no-write']) {
-  writeFileSync(bench, doc);
-  console.log(`\nupdated ${bench}`);
 }
 process.exitCode = failed ? 1 : 0;
