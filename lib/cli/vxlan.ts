@@ -5,11 +5,11 @@ import { toCniError } from '../cni/errors.ts';
 import { createLogger, type Level, type Logger } from '../cni/log.ts';
 import { processExec } from '../exec.ts';
 import type { KeyValue } from '../etcd/client.ts';
+import { formatCidr, parseSubnet } from '../net/ip.ts';
 import { parseVxlanConf, type Conf } from '../../plugins/vxlan/conf.ts';
 import { etcdClient, etcdPeerInputs, releaseLease, subnetsPrefix } from '../../plugins/vxlan/etcd-registry.ts';
 import { observeNode } from '../../plugins/vxlan/kernel.ts';
 import { removeMasq } from '../../plugins/vxlan/masq.ts';
-import { formatCidr, parseCidr } from '../../plugins/vxlan/net.ts';
 import { applyPeerChanges, ensureNode, localIdentity, reconcileNode, type Env, type LocalNode, type Reconciled } from '../../plugins/vxlan/node.ts';
 import type { Peer, PeerInput } from '../../plugins/vxlan/peers.ts';
 import { filePeers, inlinePeers } from '../../plugins/vxlan/sources.ts';
@@ -86,7 +86,7 @@ async function teardown(env: Env, conf: Conf, io: VxlanCliIo): Promise<number> {
   if (conf.source.kind === 'etcd' && state) {
     const client = etcdClient(conf.source.etcd);
     try {
-      await releaseLease(client, conf.source.etcd, parseCidr(state.subnet)!, state.ip, state.leaseId);
+      await releaseLease(client, conf.source.etcd, parseSubnet(state.subnet)!, state.ip, state.leaseId);
     } catch (err) {
       env.log.warn('could not release the etcd lease; it expires with its TTL', { error: (err as Error).message });
     } finally {

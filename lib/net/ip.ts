@@ -25,14 +25,14 @@ const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
 function parseV4(text: string): bigint | undefined {
   const parts = text.split('.');
   if (parts.length !== 4) return undefined;
-  let value = 0n;
+  let value = 0;
   for (const p of parts) {
     if (!V4_OCTET.test(p)) return undefined; // Go refuses leading zeros (ambiguous octal)
     const n = Number(p);
     if (n > 255) return undefined;
-    value = (value << 8n) | BigInt(n);
+    value = value * 256 + n;
   }
-  return value;
+  return BigInt(value);
 }
 
 function parseGroups(text: string): bigint[] | undefined {
@@ -79,6 +79,12 @@ export function parseIp(text: string): Ip | undefined {
   return value === undefined ? undefined : { family: 4, value };
 }
 
+/** Canonical text of an address (`fd00:0::1` → `fd00::1`), or undefined if `text` is not one. */
+export function canonicalIp(text: string): string | undefined {
+  const ip = parseIp(text);
+  return ip && formatIp(ip);
+}
+
 /** Parses `10.1.2.0/24` or `fd00::/64`; the address keeps its host bits. Undefined if invalid. */
 export function parseCidr(text: string): Cidr | undefined {
   const slash = text.indexOf('/');
@@ -91,7 +97,8 @@ export function parseCidr(text: string): Cidr | undefined {
 }
 
 function formatV4(value: bigint): string {
-  return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
+  const v = Number(value); // 32 bits fit a double exactly; plain arithmetic beats four bigint shifts
+  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 }
 
 /** RFC 5952 text, as Go prints it: lowercase, the longest run (≥ 2) of zero groups as `::`, first wins. */
@@ -139,8 +146,24 @@ export function hasHostBits(cidr: Cidr): boolean {
   return (cidr.ip.value & hostMask(cidr)) !== 0n;
 }
 
+/** Parses a prefix written as its network (`10.244.1.0/24`, not `10.244.1.1/24`); undefined otherwise. */
+export function parseSubnet(text: string): Cidr | undefined {
+  const cidr = parseCidr(text);
+  return cidr && !hasHostBits(cidr) ? cidr : undefined;
+}
+
 export function contains(cidr: Cidr, ip: Ip): boolean {
   return ip.family === cidr.ip.family && (ip.value & ~hostMask(cidr)) === network(cidr).value;
+}
+
+/** Whether every address of `inner` is in `outer`. */
+export const containsCidr = (outer: Cidr, inner: Cidr): boolean => inner.prefix >= outer.prefix && contains(outer, inner.ip);
+
+/** The `n`-th prefix of length `len` inside `cidr` (0 = the first), undefined past the end. */
+export function nthSubnet(cidr: Cidr, len: number, n: number): Cidr | undefined {
+  if (len < cidr.prefix || len > bitsOf(cidr.ip.family) || n < 0 || BigInt(n) >= 1n << BigInt(len - cidr.prefix)) return undefined;
+  const value = network(cidr).value + (BigInt(n) << BigInt(bitsOf(cidr.ip.family) - len));
+  return { ip: { family: cidr.ip.family, value }, prefix: len };
 }
 
 /** Whether two prefixes share any address (never across families). */

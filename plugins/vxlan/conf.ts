@@ -2,7 +2,7 @@ import * as z from 'zod/mini';
 import { invalidConfig } from '../../lib/cni/errors.ts';
 import { parseConf } from '../../lib/cni/conf.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
-import { canonicalIp, cidrContains, parseCidr, type Cidr } from './net.ts';
+import { canonicalIp, containsCidr, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const ABS_PATH = /^\/[A-Za-z0-9_.@:+/-]*$/;
@@ -88,15 +88,15 @@ export interface Conf extends Omit<RawConf, 'network' | 'subnet' | 'localIP'> {
 
 export function parseVxlanConf(raw: unknown): Conf {
   const c = parseConf(VxlanConf(), raw);
-  const network = parseCidr(c.network);
-  if (!network || network.family !== 4) throw invalidConfig(`invalid network ${JSON.stringify(c.network)}`, 'network must be an IPv4 CIDR with no host bits, e.g. 10.244.0.0/16');
+  const network = parseSubnet(c.network);
+  if (!network || network.ip.family !== 4) throw invalidConfig(`invalid network ${JSON.stringify(c.network)}`, 'network must be an IPv4 CIDR with no host bits, e.g. 10.244.0.0/16');
   const subnetLen = c.subnetLen ?? Math.max(24, network.prefix + 1);
   if (subnetLen <= network.prefix) throw invalidConfig(`subnetLen ${subnetLen} must be longer than the network prefix /${network.prefix}`);
   let subnet: Cidr | undefined;
   if (c.subnet !== undefined) {
-    subnet = parseCidr(c.subnet);
-    if (!subnet || subnet.family !== 4) throw invalidConfig(`invalid subnet ${JSON.stringify(c.subnet)}`, 'subnet must be an IPv4 CIDR with no host bits');
-    if (subnet.prefix <= network.prefix || !cidrContains(network, subnet)) {
+    subnet = parseSubnet(c.subnet);
+    if (!subnet || subnet.ip.family !== 4) throw invalidConfig(`invalid subnet ${JSON.stringify(c.subnet)}`, 'subnet must be an IPv4 CIDR with no host bits');
+    if (subnet.prefix <= network.prefix || !containsCidr(network, subnet)) {
       throw invalidConfig(`subnet ${c.subnet} is not inside network ${c.network}`);
     }
     if (subnet.prefix > 30) throw invalidConfig(`subnet ${c.subnet} is too small for pods`);

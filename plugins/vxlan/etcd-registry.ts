@@ -2,7 +2,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { Logger } from '../../lib/cni/log.ts';
 import { EtcdClient, type KeyValue } from '../../lib/etcd/client.ts';
 import type { EtcdConf } from './conf.ts';
-import { cidrOverlaps, formatCidr, nthSubnet, parseCidr, subnetCount, type Cidr } from './net.ts';
+import { formatCidr, nthSubnet, overlaps, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
 import type { PeerInput } from './peers.ts';
 
 /**
@@ -24,7 +24,7 @@ export const leaseValue = (ip: string, vni: number, mac: string): string =>
 
 function subnetOfKey(conf: EtcdConf, key: string): Cidr | undefined {
   const tail = key.slice(subnetsPrefix(conf).length);
-  return parseCidr(tail.replace(/-(\d+)$/, '/$1'));
+  return parseSubnet(tail.replace(/-(\d+)$/, '/$1'));
 }
 
 function publicIpOf(kv: KeyValue): string | undefined {
@@ -105,10 +105,9 @@ export async function acquireLease(client: EtcdClient, conf: EtcdConf, req: Leas
       log.warn('previous subnet is taken, leasing another', { subnet: formatCidr(c), holder: holder.ip });
     }
     if (!choice) {
-      const count = subnetCount(req.network, req.subnetLen);
-      for (let n = 1; n < count && !choice; n++) {
-        const s = nthSubnet(req.network, req.subnetLen, n)!;
-        if (!taken.some((t) => t.subnet && cidrOverlaps(t.subnet, s))) choice = s;
+      // from the second subnet, as flannel's SubnetMin default: the first holds the network's own address
+      for (let n = 1, s = nthSubnet(req.network, req.subnetLen, n); s && !choice; s = nthSubnet(req.network, req.subnetLen, ++n)) {
+        if (!taken.some((t) => t.subnet && overlaps(t.subnet, s))) choice = s;
       }
       if (!choice) throw new CniError(ErrorCode.tryAgainLater, `no free /${req.subnetLen} left in ${formatCidr(req.network)}`);
     }

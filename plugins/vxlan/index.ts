@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type Plugin, type PluginContext } from '../../lib/cni/plugin.ts';
+import { formatCidr, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
 import { parseVxlanConf, type Conf } from './conf.ts';
 import { planDevice } from './device.ts';
 import { etcdClient, etcdPeerInputs, subnetsPrefix } from './etcd-registry.ts';
 import { ipForwardOn, observeNode } from './kernel.ts';
-import { formatCidr, parseCidr, type Cidr } from './net.ts';
 import { deviceSpec, ensureNode, localIdentity } from './node.ts';
 import { validatePeers, type PeerInput } from './peers.ts';
 import { missingPeerEntries } from './reconcile.ts';
@@ -49,7 +49,7 @@ async function bridgePlugin(): Promise<Plugin> {
 /** The node's subnet as remembered (DEL, CHECK, GC never lease one). */
 function knownSubnet(conf: Conf): Cidr | undefined {
   const state = readState(conf.stateDir, conf.device);
-  return conf.subnet ?? (state ? parseCidr(state.subnet) : undefined);
+  return conf.subnet ?? (state ? parseSubnet(state.subnet) : undefined);
 }
 
 function requireNetns(netns: string): void {

@@ -2,12 +2,12 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { Logger } from '../../lib/cni/log.ts';
 import type { Exec } from '../../lib/exec.ts';
 import type { EtcdClient } from '../../lib/etcd/client.ts';
+import { formatCidr, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
 import type { Conf } from './conf.ts';
 import { overhead, planDevice, resolveUnderlay, type DeviceSpec, type Underlay } from './device.ts';
 import { acquireLease, etcdClient, etcdPeerInputs } from './etcd-registry.ts';
 import { applyNode, disableTxChecksum, ensureIpForward, observeNode, type NodeObservation } from './kernel.ts';
 import { ensureMasq } from './masq.ts';
-import { formatCidr, parseCidr, type Cidr } from './net.ts';
 import { validatePeers, vtepIp, vtepMac, type Peer, type PeerInput } from './peers.ts';
 import { planPeers, programmedState } from './reconcile.ts';
 import { filePeers, inlinePeers } from './sources.ts';
@@ -71,7 +71,7 @@ export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<Local
         network: conf.network,
         subnetLen: conf.subnetLen,
         fixed: conf.subnet,
-        previous: state && state.ip === id.underlay.ip ? parseCidr(state.subnet) : undefined,
+        previous: state && state.ip === id.underlay.ip ? parseSubnet(state.subnet) : undefined,
         previousLease: state?.leaseId,
         ip: id.underlay.ip,
         vni: conf.vni,
@@ -81,7 +81,7 @@ export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<Local
     );
     return { subnet: lease.subnet, leaseId: lease.leaseId, inputs: etcdPeerInputs(source.etcd, lease.kvs, conf.vni) };
   } catch (err) {
-    const known = conf.subnet ?? (state && parseCidr(state.subnet));
+    const known = conf.subnet ?? (state && parseSubnet(state.subnet));
     if (err instanceof CniError || !known) {
       if (err instanceof CniError) throw err;
       throw new CniError(ErrorCode.tryAgainLater, `cannot lease a subnet: ${(err as Error).message}`);

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isIPv4 } from 'node:net';
-import { addressIn, canonicalIp, cidrContains, cidrOverlaps, formatCidr, parseCidr, parseIp, type Cidr } from './net.ts';
+import { canonicalIp, containsCidr, formatCidr, formatIp, network, overlaps, parseIp, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
 
 /** A remote node as the kernel needs it: its pod subnet, underlay address and VTEP identity. */
 export interface Peer {
@@ -41,15 +40,15 @@ const hex2 = (b: number) => b.toString(16).padStart(2, '0');
  * `bridge fdb`); an IPv6 one is hashed.
  */
 export function vtepMac(vni: number, ip: string): string {
-  const v4 = isIPv4(ip) ? ip.split('.').map(Number) : undefined;
+  const v4 = parseIp(ip)?.family === 4 ? ip.split('.').map(Number) : undefined;
   const bytes = v4 ? [0x0a, vni & 0xff, ...v4] : [...createHash('sha256').update(`tscni-vxlan/${vni}/${ip}`).digest().subarray(0, 6)];
   if (!v4) bytes[0] = (bytes[0]! & 0xfc) | 0x02;
   return bytes.map(hex2).join(':');
 }
 
-export const vtepIp = (subnet: Cidr) => addressIn(subnet, 0);
+export const vtepIp = (subnet: Cidr) => formatIp(network(subnet));
 
-const span = (c: Cidr): [number, number] => [Number(c.base), Number(c.base) + 2 ** (32 - c.prefix) - 1];
+const span = (c: Cidr): [number, number] => [Number(c.ip.value), Number(c.ip.value) + 2 ** (32 - c.prefix) - 1];
 
 /** Disjoint IPv4 ranges kept sorted: the overlap check is a binary search, not a scan of every peer. */
 class IntervalSet<T> {
@@ -109,8 +108,8 @@ export function validatePeers(inputs: readonly PeerInput[], self: Self, network:
       reject('needs "subnet" and "ip" strings');
       continue;
     }
-    const subnet = parseCidr(e.subnet);
-    if (!subnet || subnet.family !== 4) {
+    const subnet = parseSubnet(e.subnet);
+    if (!subnet || subnet.ip.family !== 4) {
       reject(`subnet ${JSON.stringify(e.subnet)} is not an IPv4 CIDR without host bits`);
       continue;
     }
@@ -127,11 +126,11 @@ export function validatePeers(inputs: readonly PeerInput[], self: Self, network:
       reject(`ip ${ip} is not of our underlay's family (IPv${selfFamily})`);
       continue;
     }
-    if (!cidrContains(network, subnet) || subnet.prefix === network.prefix) {
+    if (!containsCidr(network, subnet) || subnet.prefix === network.prefix) {
       reject(`subnet ${formatCidr(subnet)} is not a subnet of the cluster network ${formatCidr(network)}`);
       continue;
     }
-    if (cidrOverlaps(subnet, self.subnet)) {
+    if (overlaps(subnet, self.subnet)) {
       reject(`subnet ${formatCidr(subnet)} claims our subnet ${formatCidr(self.subnet)}`);
       continue;
     }

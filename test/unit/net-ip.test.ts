@@ -1,17 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import {
   addIp,
+  canonicalIp,
   compareIp,
   contains,
+  containsCidr,
   formatCidr,
   formatIp,
   hasHostBits,
   lastAddress,
   network,
   nextIp,
+  nthSubnet,
   overlaps,
   parseCidr,
   parseIp,
+  parseSubnet,
   prevIp,
   size,
 } from '../../lib/net/ip.ts';
@@ -96,5 +100,39 @@ describe('CIDR math', () => {
     expect(formatIp(addIp(ip('10.0.0.0'), 300n)!)).toBe('10.0.1.44');
     expect(compareIp(ip('10.0.0.2'), ip('10.0.0.10'))).toBeLessThan(0);
     expect(compareIp(ip('::'), ip('255.255.255.255'))).toBeGreaterThan(0);
+  });
+});
+
+describe('subnets', () => {
+  it('parses a prefix written as its network only', () => {
+    expect(formatCidr(parseSubnet('10.244.1.0/24')!)).toBe('10.244.1.0/24');
+    expect(parseSubnet('10.244.1.1/24')).toBeUndefined();
+    expect(parseSubnet('fd00::1/64')).toBeUndefined();
+    expect(parseSubnet('10.244.1.0')).toBeUndefined();
+  });
+
+  it('canonicalises address text', () => {
+    expect(canonicalIp('FD00:0:0:0:0:0:0:1')).toBe('fd00::1');
+    expect(canonicalIp('10.1.2.3')).toBe('10.1.2.3');
+    expect(canonicalIp('010.1.2.3')).toBeUndefined();
+    expect(canonicalIp('fe80::1%eth0')).toBeUndefined();
+  });
+
+  it('tests whether a prefix lies inside another', () => {
+    expect(containsCidr(cidr('10.244.0.0/16'), cidr('10.244.5.0/24'))).toBe(true);
+    expect(containsCidr(cidr('10.244.0.0/16'), cidr('10.244.0.0/16'))).toBe(true);
+    expect(containsCidr(cidr('10.244.5.0/24'), cidr('10.244.0.0/16'))).toBe(false);
+    expect(containsCidr(cidr('10.244.0.0/16'), cidr('10.245.0.0/24'))).toBe(false);
+    expect(containsCidr(cidr('10.0.0.0/8'), cidr('fd00::/64'))).toBe(false);
+  });
+
+  it('numbers the subnets of a prefix', () => {
+    const net = cidr('10.244.0.0/16');
+    expect(formatCidr(nthSubnet(net, 24, 0)!)).toBe('10.244.0.0/24');
+    expect(formatCidr(nthSubnet(net, 24, 3)!)).toBe('10.244.3.0/24');
+    expect(formatCidr(nthSubnet(net, 24, 255)!)).toBe('10.244.255.0/24');
+    expect(nthSubnet(net, 24, 256)).toBeUndefined();
+    expect(nthSubnet(net, 8, 0)).toBeUndefined();
+    expect(formatCidr(nthSubnet(cidr('fd00::/48'), 64, 2)!)).toBe('fd00:0:0:2::/64');
   });
 });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { parseVxlanConf } from '../../plugins/vxlan/conf.ts';
 import { etcdPeerInputs, leaseValue } from '../../plugins/vxlan/etcd-registry.ts';
-import { cidrOverlaps, formatCidr, formatIp, nthSubnet, parseCidr, parseIp } from '../../plugins/vxlan/net.ts';
 import { validatePeers, vtepMac, type PeerInput } from '../../plugins/vxlan/peers.ts';
 import { prefixEnd } from '../../lib/etcd/client.ts';
+import { parseSubnet } from '../../lib/net/ip.ts';
 
-const network = parseCidr('10.244.0.0/16')!;
-const self = { subnet: parseCidr('10.244.1.0/24')!, ip: '192.168.100.1' };
+const network = parseSubnet('10.244.0.0/16')!;
+const self = { subnet: parseSubnet('10.244.1.0/24')!, ip: '192.168.100.1' };
 const inputs = (...entries: unknown[]): PeerInput[] => entries.map((entry, i) => ({ origin: `peers[${i}]`, entry }));
 
 describe('validatePeers', () => {
@@ -67,19 +67,6 @@ describe('etcd registry entries (flannel layout)', () => {
   });
   it('computes the range end of a prefix', () => {
     expect(prefixEnd('/a/subnets/')).toBe('/a/subnets0');
-  });
-});
-
-describe('net', () => {
-  it('parses and formats IPv4/IPv6 and CIDRs', () => {
-    expect(formatIp(6, parseIp('fd00:0:0:0:0:0:0:1')!.value)).toBe('fd00::1');
-    expect(formatIp(4, parseIp('10.1.2.3')!.value)).toBe('10.1.2.3');
-    expect(parseCidr('10.244.1.1/24')).toBeUndefined();
-    expect(formatCidr(parseCidr('10.244.1.1/24', false)!)).toBe('10.244.1.0/24');
-    expect(formatCidr(nthSubnet(network, 24, 3)!)).toBe('10.244.3.0/24');
-    expect(nthSubnet(network, 24, 256)).toBeUndefined();
-    expect(cidrOverlaps(parseCidr('10.244.0.0/16')!, parseCidr('10.244.5.0/24')!)).toBe(true);
-    expect(cidrOverlaps(parseCidr('10.244.4.0/24')!, parseCidr('10.244.5.0/24')!)).toBe(false);
   });
 });
 
