@@ -5,6 +5,7 @@ import { lazy } from '../../lib/cni/lazy.ts';
 import type { Route } from '../../lib/cni/result.ts';
 import { atLeast } from '../../lib/cni/versions.ts';
 import { compareIp, contains, formatCidr, formatIp, hasHostBits, lastAddress, network, nextIp, parseCidr, parseIp, prevIp, bitsOf, type Cidr, type Ip } from '../../lib/net/ip.ts';
+import { isStoreName } from '../../lib/store/reservations.ts';
 
 /** One range of a set: inclusive bounds inside `subnet`; `gateway` is never handed out. */
 export interface Range {
@@ -29,7 +30,6 @@ export interface HostLocalConf {
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
-const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 const RawRange = lazy(() =>
   z.looseObject({
@@ -149,7 +149,7 @@ export function parseHostLocalConf(raw: unknown, envIp: string | undefined): Hos
   const n = parseConf(HostLocalNet(), raw);
   const ipam = n.ipam;
   if (!ipam) throw bad("IPAM config missing 'ipam' key");
-  if (!NETWORK_NAME.test(n.name) || n.name.length > 255) {
+  if (!isStoreName(n.name)) {
     throw bad(`invalid network name ${JSON.stringify(n.name.slice(0, 64))}`, 'it names the store directory: letters, digits, "_", "." and "-", starting with a letter or digit');
   }
   const cniVersion = n.cniVersion ?? '0.1.0';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { validIfName } from '../cni/env.ts';
+import { isStoreName } from '../store/reservations.ts';
 
 /** What libcni's RuntimeConf carries besides the network config. */
 export interface RuntimeConf {
@@ -16,13 +17,10 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const MAX_NAME = 255;
-
 /** libcni's rule for container IDs and network names; they also name cache and IPAM files. */
 export function validName(what: string, value: string): string {
   if (value === '') throw new UsageError(`missing ${what}`);
-  if (value.length > MAX_NAME || !NAME.test(value)) throw new UsageError(`invalid ${what} ${JSON.stringify(value.slice(0, 64))}: use letters, digits, "_", "." and "-", starting with a letter or digit`);
+  if (!isStoreName(value)) throw new UsageError(`invalid ${what} ${JSON.stringify(value.slice(0, 64))}: use letters, digits, "_", "." and "-", starting with a letter or digit`);
   return value;
 }
 

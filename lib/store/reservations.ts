@@ -37,7 +37,10 @@ const COMPLETE = `${OWNERS}/.complete`;
 /** A leftover index entry younger than this may belong to an ADD in progress: GC leaves it. */
 const STALE_ENTRY_MS = 60_000;
 
-const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/** libcni's rule for container IDs and network names: both name directories and files of a store. */
+export const isStoreName = (name: string): boolean => name.length <= 255 && NAME.test(name);
 
 const code = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | undefined)?.code;
 const sameFile = (a: Stats, b: Stats) => a.ino === b.ino && a.dev === b.dev;
@@ -62,7 +65,7 @@ function readdirOrEmpty(path: string): string[] {
 
 function ownerKey(owner: Owner): string {
   const { containerId: id, ifname } = owner;
-  if (!CONTAINER_ID.test(id) || id.length > 255) throw new Error(`invalid container ID for the address store: ${JSON.stringify(id.slice(0, 64))}`);
+  if (!isStoreName(id)) throw new Error(`invalid container ID for the address store: ${JSON.stringify(id.slice(0, 64))}`);
   if (validIfName(ifname) !== undefined) {
     throw new Error(`invalid interface name for the address store: ${JSON.stringify(ifname.slice(0, 64))}`);
   }
@@ -247,11 +250,7 @@ export class ReservationStore {
     for (const address of readdirOrEmpty(odir)) {
       if (this.releaseEntry(`${odir}/${address}`, address)) freed.push(address);
     }
-    try {
-      rmdirSync(odir);
-    } catch {
-      // not empty (an ADD of the same owner is running) or already gone
-    }
+    rmdirQuietly(odir); // stays while an ADD of the same owner is filling it
     return freed;
   }
 
@@ -332,11 +331,7 @@ export class ReservationStore {
         const file = statOrUndefined(`${this.dir}/${address}`);
         if (entry && !(file && sameFile(entry, file)) && entry.mtime < staleBefore) unlinkQuietly(`${odir}/${address}`);
       }
-      try {
-        rmdirSync(odir);
-      } catch {
-        // still holds entries
-      }
+      rmdirQuietly(odir);
     }
     return freed;
   }
@@ -399,6 +394,15 @@ function unlinkQuietly(path: string): void {
     unlinkSync(path);
   } catch {
     // already gone
+  }
+}
+
+/** Removes an empty directory; one that still holds entries, or is gone, is left as it is. */
+function rmdirQuietly(path: string): void {
+  try {
+    rmdirSync(path);
+  } catch {
+    // not empty, or already gone
   }
 }
 
