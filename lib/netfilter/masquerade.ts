@@ -118,6 +118,34 @@ export function planNftUnmasq(objects: NftObjects, net: string, selector: MasqSe
   return lines.length ? lines.join('\n') + '\n' : '';
 }
 
+/** Restore lines deleting one attachment's rules for addresses known from its result (pure). */
+export function planIptablesUnmasqKnown(net: string, containerId: string, ips: readonly Cidr[]): string[] {
+  if (ips.length === 0) return [];
+  const chain = masqChain(net, containerId);
+  const comment = `-m comment --comment ${quoteComment(masqComment(net, containerId))}`;
+  const bits = ips[0]!.ip.family === 4 ? 32 : 128;
+  return [...ips.map((c) => `-D POSTROUTING -s ${formatIp(c.ip)}/${bits} ${comment} -j ${chain}`), `-F ${chain}`, `-X ${chain}`];
+}
+
+/**
+ * Removes one attachment's masquerade when its addresses are known (DEL with a prevResult): per
+ * family, one restore that deletes exactly what ADD made, with no read first. The restore is one
+ * transaction: when any of it no longer matches (already removed, or changed by hand), nothing
+ * applied, and the rules are found by tag as removeMasquerade does.
+ */
+export async function removeMasqueradeOf(exec: Exec, backend: MasqBackend, net: string, containerId: string, ips: readonly Cidr[]): Promise<void> {
+  if (backend === 'nftables') return removeMasquerade(exec, backend, net, { only: [containerId] });
+  for (const family of [4, 6] as const) {
+    const mine = ips.filter((c) => c.ip.family === family);
+    if (mine.length === 0) continue;
+    try {
+      await iptablesRestore(exec, family, restoreScript('nat', planIptablesUnmasqKnown(net, containerId, mine)));
+    } catch {
+      await removeMasquerade(exec, backend, net, { only: [containerId] }, [family]);
+    }
+  }
+}
+
 /**
  * Removes the selected attachments' masquerade rules, found by their tag. Nothing found is
  * success; a read costs one spawn per family, a change one more.

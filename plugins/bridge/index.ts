@@ -12,7 +12,7 @@ import { observeLink } from '../../lib/ip/observe.ts';
 import { ensureHostSysctl } from '../../lib/ip/sysctl.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
 import { parseCidr } from '../../lib/net/ip.ts';
-import { addMasquerade, removeMasquerade } from '../../lib/netfilter/masquerade.ts';
+import { addMasquerade, removeMasquerade, removeMasqueradeOf } from '../../lib/netfilter/masquerade.ts';
 import { checkBridge } from './check.ts';
 import { BridgeConf, resolveBridge, type Bridge } from './conf.ts';
 import { addMacSpoofChk, removeMacSpoofChk, spoofKey } from './macspoof.ts';
@@ -100,31 +100,37 @@ export default definePlugin({
 
     const hostVeth = `veth${randomBytes(4).toString('hex')}`;
     undo.push(`delete ${hostVeth}`, () => ipBatch(ctx.exec, [batchLine('link', 'del', hostVeth)]).catch((e: Error) => (/Cannot find device/.test(e.message) ? undefined : Promise.reject(e))));
-    const host = await applyHost(ctx, br, hostVeth, addressing, observed);
-    trySysctl(`net/ipv6/conf/${br.bridge}/accept_ra`, '0');
-    const vlanLines = planVlans(br, hostVeth);
-    if (vlanLines.length) {
-      const out = await ctx.exec.runAsync(['bridge', '-batch', '-'], { input: vlanLines.join('\n') + '\n', allowFailure: true });
-      if (out.status !== 0) throw new CniError(ErrorCode.internal, `failed to set up VLANs on ${hostVeth}`, out.stderr.trim());
-    }
-
-    const { lines, sysctls } = planContainer(br, ctx.ifname, addressing);
-    let container: IpLink;
-    try {
-      container = parseIpJson<IpLink[]>(await ipBatchInNetns(ctx.exec, ctx.netns, lines, sysctls))[0]!;
-    } catch (err) {
-      throw new CniError(ErrorCode.internal, `failed to configure ${ctx.ifname} in ${ctx.netns}`, (err as Error).message);
-    }
-    if (addressing && br.enabledad && !br.disableContainerInterface) await settleDad(ctx);
+    // Masquerade needs only the addresses: it runs while the links are made (iptables-restore is its own process).
+    const masq = addressing && br.ipMasq ? addMasquerade(ctx.exec, br.ipMasqBackend, br.network, ctx.containerId, masqAddresses(addressing)) : undefined;
+    if (masq) undo.push('remove masquerade', () => removeMasquerade(ctx.exec, br.ipMasqBackend, br.network, { only: [ctx.containerId] }));
+    const links = async () => {
+      const host = await applyHost(ctx, br, hostVeth, addressing, observed);
+      trySysctl(`net/ipv6/conf/${br.bridge}/accept_ra`, '0');
+      const vlanLines = planVlans(br, hostVeth);
+      if (vlanLines.length) {
+        const out = await ctx.exec.runAsync(['bridge', '-batch', '-'], { input: vlanLines.join('\n') + '\n', allowFailure: true });
+        if (out.status !== 0) throw new CniError(ErrorCode.internal, `failed to set up VLANs on ${hostVeth}`, out.stderr.trim());
+      }
+      const { lines, sysctls } = planContainer(br, ctx.ifname, addressing);
+      let container: IpLink;
+      try {
+        container = parseIpJson<IpLink[]>(await ipBatchInNetns(ctx.exec, ctx.netns, lines, sysctls))[0]!;
+      } catch (err) {
+        throw new CniError(ErrorCode.internal, `failed to configure ${ctx.ifname} in ${ctx.netns}`, (err as Error).message);
+      }
+      if (addressing && br.enabledad && !br.disableContainerInterface) await settleDad(ctx);
+      return { host, container };
+    };
+    // allSettled: undo must not start removing the masquerade while its restore is still running
+    const [made, masqDone] = await Promise.allSettled([links(), masq]);
+    if (made.status === 'rejected') throw made.reason;
+    if (masqDone.status === 'rejected') throw masqDone.reason;
+    const { host, container } = made.value;
 
     if (addressing && br.isGateway) {
       for (const family of new Set(addressing.gateways.map((g) => g.ip.family))) {
         ensureHostSysctl(family === 4 ? { path: 'net/ipv4/ip_forward', value: '1' } : { path: 'net/ipv6/conf/all/forwarding', value: '1' });
       }
-    }
-    if (addressing && br.ipMasq) {
-      undo.push('remove masquerade', () => removeMasquerade(ctx.exec, br.ipMasqBackend, br.network, { only: [ctx.containerId] }));
-      await addMasquerade(ctx.exec, br.ipMasqBackend, br.network, ctx.containerId, masqAddresses(addressing));
     }
     if (br.macspoofchk) {
       const key = spoofKey(ctx.containerId, ctx.ifname);
@@ -149,7 +155,15 @@ export default definePlugin({
     const br = parseBridge(ctx);
     const steps: Promise<unknown>[] = [deleteContainerLink(ctx)];
     if (br.ipamType) steps.push(ctx.delegate(br.ipamType, 'DEL'));
-    if (br.ipMasq) steps.push(removeMasquerade(ctx.exec, br.ipMasqBackend, br.network, { only: [ctx.containerId] }));
+    if (br.ipMasq) {
+      // prevResult names the addresses ADD masqueraded: delete exactly those rules, without reading the table first
+      const known = (ctx.prevResult?.ips ?? []).flatMap((ipc) => parseCidr(ipc.address) ?? []);
+      steps.push(
+        known.length > 0
+          ? removeMasqueradeOf(ctx.exec, br.ipMasqBackend, br.network, ctx.containerId, known)
+          : removeMasquerade(ctx.exec, br.ipMasqBackend, br.network, { only: [ctx.containerId] }),
+      );
+    }
     if (br.macspoofchk) steps.push(removeMacSpoofChk(ctx.exec, br.network, { only: [spoofKey(ctx.containerId, ctx.ifname)] }));
     const failed = (await Promise.allSettled(steps)).find((s) => s.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;

@@ -234,6 +234,29 @@ describe('bridge ADD/CHECK/DEL', () => {
     });
   }
 
+  it('ipMasq (iptables): DEL with prevResult removes both families\' rules (one restore each, no read); a repeated DEL still succeeds', () => {
+    const net = subnets(s);
+    const { conf } = setup(s, { ipMasq: true }, [[{ subnet: `${net.v4}.0/24` }], [{ subnet: `${net.v6}::/64` }]]);
+    const c = { cniVersion: '1.0.0', ...conf };
+    const [a, b] = [s.netns(), s.netns()];
+    const [ea, eb] = [env(s, a), env(s, b)];
+    const add = execPlugin(BRIDGE, { ...ea, CNI_COMMAND: 'ADD' }, c);
+    expect(add.status, add.stdout).toBe(0);
+    expect(execPlugin(BRIDGE, { ...eb, CNI_COMMAND: 'ADD' }, c).status).toBe(0);
+    const mine = (id: string) => [...natRules(4, `id: \\"${id}\\"`), ...natRules(6, `id: \\"${id}\\"`)];
+    expect(mine(ea.CNI_CONTAINERID)).toHaveLength(6);
+    const withPrev = { ...c, prevResult: add.json };
+    const del = execPlugin(BRIDGE, { ...ea, CNI_COMMAND: 'DEL' }, withPrev);
+    expect(del.status, del.stdout + del.stderr).toBe(0);
+    expect(mine(ea.CNI_CONTAINERID)).toEqual([]);
+    expect(mine(eb.CNI_CONTAINERID)).toHaveLength(6);
+    // the rules are gone: the one-transaction delete fails, the read-and-plan path finds nothing
+    expect(execPlugin(BRIDGE, { ...ea, CNI_COMMAND: 'DEL' }, withPrev).status).toBe(0);
+    expect(mine(eb.CNI_CONTAINERID)).toHaveLength(6);
+    expect(execPlugin(BRIDGE, { ...eb, CNI_COMMAND: 'DEL' }, c).status).toBe(0);
+    expect(mine(eb.CNI_CONTAINERID)).toEqual([]);
+  });
+
   it('CHECK reports a removed address and a veth taken off the bridge', () => {
     const { conf, net } = setup(s);
     const c = { cniVersion: '1.0.0', ...conf };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCidr } from '../../lib/net/ip.ts';
 import { parseIptablesSave } from '../../lib/netfilter/iptables.ts';
-import { masqChain, planIptablesMasq, planIptablesUnmasq, planNftMasq, planNftUnmasq } from '../../lib/netfilter/masquerade.ts';
+import { masqChain, planIptablesMasq, planIptablesUnmasq, planIptablesUnmasqKnown, planNftMasq, planNftUnmasq } from '../../lib/netfilter/masquerade.ts';
 import { resolveBridge, type BridgeConf } from '../../plugins/bridge/conf.ts';
 import { planAddressing, planContainer, planHost, planVlans } from '../../plugins/bridge/plan.ts';
 
@@ -110,6 +110,11 @@ describe('masquerade plans', () => {
       `-X ${chain}`,
     ]);
     expect(planIptablesUnmasq(table, 'h3net', { allBut: ['abc123'] }).filter((l) => l.startsWith('-X'))).toEqual([`-X ${masqChain('h3net', 'other')}`]);
+  });
+  it('iptables teardown from known addresses (DEL with prevResult) deletes what the read would find', () => {
+    const table = parseIptablesSave(['*nat', ':POSTROUTING ACCEPT [0:0]', ...planIptablesMasq('h3net', 'abc123', ips), 'COMMIT'].join('\n'));
+    expect(planIptablesUnmasqKnown('h3net', 'abc123', ips)).toEqual(planIptablesUnmasq(table, 'h3net', { only: ['abc123'] }));
+    expect(planIptablesUnmasqKnown('h3net', 'abc123', [])).toEqual([]);
   });
   it('nft: one transaction; teardown by handle of tagged rules', () => {
     expect(planNftMasq('n', 'c', ips)).toContain('ip saddr 10.1.2.5 ip daddr != 10.1.2.0/24 ip daddr != 224.0.0.0/4 masquerade comment "tscni ');
