@@ -54,7 +54,7 @@ export default {
   id: 'bridge',
   title: 'bridge + host-local ADD / DEL',
   notes:
-    'Direct exec, cniVersion 1.0.0, isGateway + ipMasq (iptables), one namespace per implementation; each iteration is an ADD then a DEL of the same attachment. ' +
+    'Direct exec, cniVersion 1.0.0, isGateway + ipMasq (iptables), one namespace per implementation; each iteration is an ADD then a DEL of the same attachment, the DEL with the ADD\'s result as prevResult (as libcni sends it). ' +
     'tscni runs host-local in-process (CNI_PATH is its own directory); the reference execs its host-local. ' +
     '"N concurrent ADDs" is the wall time for N first ADDs onto a cold bridge, started together, then of their N DELs; the median of 3 rounds, with failures and duplicate addresses counted (tscni vs reference).',
   async run(ctx) {
@@ -64,10 +64,15 @@ export default {
         const conf = confFor(ctx, tag, subnet, cleanups);
         const ns = ctx.netns();
         const env = (command) => ({ CNI_COMMAND: command, CNI_CONTAINERID: ctx.containerId(tag), CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_PATH: dir });
-        return ctx.sample(() => ({
-          ADD: ctx.timeSpawn(join(dir, 'bridge'), { env: env('ADD'), stdin: conf }),
-          DEL: ctx.timeSpawn(join(dir, 'bridge'), { env: env('DEL'), stdin: conf }),
-        }));
+        // DEL gets the ADD's result as prevResult, as libcni (containerd, podman, cnitool) sends it
+        return ctx.sample(() => {
+          const start = process.hrtime.bigint();
+          const add = spawnSync(join(dir, 'bridge'), [], { env: childEnv(env('ADD')), input: conf, encoding: 'utf8' });
+          const ADD = Number(process.hrtime.bigint() - start) / 1e6;
+          if (add.status !== 0) throw new Error(`${dir}/bridge ADD exited ${add.status}: ${add.stdout.slice(0, 300)}`);
+          const DEL = ctx.timeSpawn(join(dir, 'bridge'), { env: env('DEL'), stdin: JSON.stringify({ ...JSON.parse(conf), prevResult: JSON.parse(add.stdout) }) });
+          return { ADD, DEL };
+        });
       };
       const ours = sequential(ctx.oursDir, 'o', '10.251.1.0/24');
       const ref = sequential(ctx.refDir, 'r', '10.251.2.0/24');

@@ -26,7 +26,7 @@ export default {
   notes:
     'wait4(2) and GNU time around each call (direct exec, cniVersion 1.0.0): CPU is user+sys of the plugin and every process it waited for (ip, nsenter, iptables-restore; ' +
     'the reference\'s host-local and iptables), median over the runs; RSS is the median peak resident set of the largest process in the tree. ' +
-    'bridge is isGateway + ipMasq (iptables) with host-local, each iteration an ADD then a DEL.',
+    'bridge is isGateway + ipMasq (iptables) with host-local, each iteration an ADD then a DEL without prevResult (containerd CRI\'s second DEL; with a prevResult ours skips two iptables/ip6tables-save reads).',
   render(rows) {
     const lines = ['| operation | tscni CPU | reference CPU | CPU tscni / reference | tscni peak RSS | reference peak RSS |', '|---|---:|---:|---:|---:|---:|'];
     for (const r of rows) {
