@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { parseConf } from '../../lib/cni/conf.ts';
 import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
@@ -6,7 +7,7 @@ import { formatIp, parseCidr, type Family } from '../../lib/net/ip.ts';
 import { iptablesSave } from '../../lib/netfilter/iptables.ts';
 import { hasRule, reconcileTable } from '../../lib/netfilter/reconcile.ts';
 import { FirewallConf } from './conf.ts';
-import { attachmentHashOf, attachmentRules, DEFAULT_ADMIN_CHAIN, firewallTag, FORWARD_CHAIN, planFirewallAdd, planFirewallDel, type FirewallPlan } from './plan.ts';
+import { attachmentHashOf, attachmentRules, DEFAULT_ADMIN_CHAIN, firewallTag, FORWARD_CHAIN, planFirewallAdd, planFirewallDel, planIsolationGc, type FirewallPlan } from './plan.ts';
 
 const BRIDGE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const FAMILIES: readonly Family[] = [4, 6];
@@ -88,5 +89,7 @@ export default definePlugin({
     const conf = parse(ctx);
     const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((a) => attachmentHashOf(conf.name, a.containerID)));
     await remove(ctx, conf.name, (h) => !valid.has(h), FAMILIES);
+    const bridgeExists = (name: string) => !BRIDGE_NAME.test(name) || existsSync(`/sys/class/net/${name}`);
+    for (const family of FAMILIES) await reconcileTable(ctx.exec, family, 'filter', (t) => planIsolationGc(t, bridgeExists));
   },
 });

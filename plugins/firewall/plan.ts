@@ -62,15 +62,51 @@ export function planFirewallAdd(t: SavedTable, p: FirewallPlan): string[] {
   return lines;
 }
 
-/** Restore lines deleting the rules whose tag `doomed` selects (DEL: one attachment; GC: all but the valid). */
+type Rule = SavedTable['rules'][number];
+
+/**
+ * Restore lines deleting the rules whose tag `doomed` selects (DEL: one attachment; GC: all but the
+ * valid), then CNI-FORWARD and an empty admin chain once no container rule is left (pure). Shared
+ * chains are emptied rule by rule, never flushed, so `-X` fails if another writer added meanwhile.
+ */
 export function planFirewallDel(t: SavedTable, net: string, doomed: (attachmentHash: string) => boolean): string[] {
   const prefix = networkPrefix(net);
-  return t.rules
-    .filter((r) => {
+  const gone = new Set<Rule>(
+    t.rules.filter((r) => {
       const c = savedComment(r.spec);
       return c?.startsWith(prefix) && doomed(c.slice(prefix.length));
-    })
-    .map((r) => `-D ${r.chain} ${r.spec}`);
+    }),
+  );
+  const removed: string[] = [];
+  const isAdminJump = (r: Rule) => r.chain === FORWARD_CHAIN && r.spec.startsWith(`-m comment --comment ${ADMIN_COMMENT} -j `);
+  if (t.chains.includes(FORWARD_CHAIN) && t.rules.every((r) => r.chain !== FORWARD_CHAIN || gone.has(r) || isAdminJump(r))) {
+    const admins = t.rules.filter(isAdminJump);
+    for (const r of [...admins, ...t.rules.filter((r) => r.spec.endsWith(`-j ${FORWARD_CHAIN}`))]) gone.add(r);
+    removed.push(FORWARD_CHAIN);
+    for (const admin of new Set(admins.map((r) => r.spec.split(' -j ')[1]!))) {
+      const used = t.rules.some((r) => !gone.has(r) && (r.chain === admin || r.spec.endsWith(`-j ${admin}`)));
+      if (!used && t.chains.includes(admin)) removed.push(admin);
+    }
+  }
+  return [...[...gone].map((r) => `-D ${r.chain} ${r.spec}`), ...removed.map((c) => `-X ${c}`)];
+}
+
+/**
+ * GC of ingressPolicy same-bridge: the isolation rules of bridges that no longer exist, and the
+ * isolation chains once no bridge is left in them (pure).
+ */
+export function planIsolationGc(t: SavedTable, bridgeExists: (name: string) => boolean): string[] {
+  if (!t.chains.includes(STAGE1)) return [];
+  const isolation = (r: Rule) => r.spec.includes(`--comment ${ISOLATION_COMMENT}`);
+  const bridgeOf = (r: Rule) => /(?:^| )-o (\S+) /.exec(r.spec)?.[1];
+  const gone = new Set<Rule>(t.rules.filter((r) => (r.chain === STAGE1 || r.chain === STAGE2) && isolation(r) && bridgeOf(r) !== undefined && !bridgeExists(bridgeOf(r)!)));
+  const left = t.rules.filter((r) => (r.chain === STAGE1 || r.chain === STAGE2) && !gone.has(r));
+  const removed: string[] = [];
+  if (left.every((r) => r.spec === `-m comment --comment ${ISOLATION_COMMENT} -j RETURN`)) {
+    for (const r of [...left, ...t.rules.filter((r) => r.spec.endsWith(`-j ${STAGE1}`))]) gone.add(r);
+    removed.push(STAGE1, ...(t.chains.includes(STAGE2) ? [STAGE2] : []));
+  }
+  return [...[...gone].map((r) => `-D ${r.chain} ${r.spec}`), ...removed.map((c) => `-X ${c}`)];
 }
 
 export const attachmentHashOf = (net: string, containerId: string) => hex(net + containerId, 24);

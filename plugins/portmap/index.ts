@@ -4,7 +4,7 @@ import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import type { Family } from '../../lib/net/ip.ts';
 import { iptablesSave } from '../../lib/netfilter/iptables.ts';
-import { nftApply, nftList } from '../../lib/netfilter/nft.ts';
+import { nftApply, nftList, type NftObjects } from '../../lib/netfilter/nft.ts';
 import { reconcileTable } from '../../lib/netfilter/reconcile.ts';
 import { parseMappings, PortmapConf, resolvePortmap, type Portmap } from './conf.ts';
 import { enableLocalnetRouting, flushUdpConntrack } from './host.ts';
@@ -14,6 +14,17 @@ import { attachmentHash, NFT_TABLE, nftMissing, planNftAdd, planNftDel } from '.
 const FAMILIES: readonly Family[] = [4, 6];
 const listTable = (ctx: PluginContext) => nftList(ctx.exec, ['table', 'inet', NFT_TABLE]);
 
+/** List, plan, apply as one transaction; a concurrent writer makes it fail, and we plan again. */
+async function reconcileNft(ctx: PluginContext, plan: (current: NftObjects) => string, attempts = 3): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await nftApply(ctx.exec, plan(await listTable(ctx)));
+    } catch (err) {
+      if (attempt >= attempts || err instanceof CniError) throw err;
+    }
+  }
+}
+
 function requirePrev(ctx: PluginContext): Result {
   if (!ctx.prevResult) throw new CniError(ErrorCode.invalidConfig, 'must be called as chained plugin', 'portmap needs a prevResult');
   return ctx.prevResult;
@@ -21,10 +32,7 @@ function requirePrev(ctx: PluginContext): Result {
 
 /** Removes the forwarding of the attachments `doomed` selects, in both backends' places it could be. */
 async function remove(ctx: PluginContext, backend: Portmap['backend'], net: string, chains: (families: Family) => Promise<string[]> | string[], doomed: (attachment: string) => boolean, families: readonly Family[]): Promise<void> {
-  if (backend === 'nftables') {
-    await nftApply(ctx.exec, planNftDel(await listTable(ctx), doomed, net).join('\n'));
-    return;
-  }
+  if (backend === 'nftables') return reconcileNft(ctx, (t) => planNftDel(t, doomed, net).join('\n'));
   for (const family of families) {
     const wanted = await chains(family);
     await reconcileTable(ctx.exec, family, 'nat', (t) => planIptablesDel(t, wanted));
@@ -47,7 +55,7 @@ export default definePlugin({
     const chain = dnChain(conf.name, ctx.containerId);
     if (p.backend === 'nftables') {
       undo.push('remove nft port forwarding', () => remove(ctx, 'nftables', conf.name, () => [], (h) => h === mine, []));
-      await nftApply(ctx.exec, planNftAdd(await listTable(ctx), conf.name, ctx.containerId, p));
+      await reconcileNft(ctx, (t) => planNftAdd(t, conf.name, ctx.containerId, p));
     } else {
       for (const f of p.families) {
         undo.push(`remove IPv${f.family} port forwarding`, () => remove(ctx, 'iptables', conf.name, () => [chain], () => true, [f.family]));

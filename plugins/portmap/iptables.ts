@@ -111,10 +111,36 @@ function unlinkChain(t: SavedTable, chain: string): string[] {
   return t.rules.filter((r) => r.spec.endsWith(`-j ${chain}`)).map((r) => `-D ${r.chain} ${r.spec}`);
 }
 
-/** Restore lines removing per-container chains (DEL: one; GC: those not valid), found by name (pure). */
+/**
+ * Restore lines removing per-container chains (DEL: one; GC: those not valid), found by name, and
+ * the shared chains once no container uses them (pure). Shared chains are never flushed: their known
+ * rules are deleted one by one and `-X` fails the transaction if another writer added to them meanwhile.
+ */
 export function planIptablesDel(t: SavedTable, chains: readonly string[]): string[] {
-  const present = chains.filter((c) => t.chains.includes(c));
-  return [...present.flatMap((c) => unlinkChain(t, c)), ...present.map((c) => `-F ${c}`), ...present.map((c) => `-X ${c}`)];
+  const present = new Set(chains.filter((c) => t.chains.includes(c)));
+  const lines: string[] = [];
+  const gone = new Set<SavedTable['rules'][number]>();
+  const del = (rules: SavedTable['rules']) => {
+    for (const r of rules.filter((x) => !gone.has(x))) {
+      gone.add(r);
+      lines.push(`-D ${r.chain} ${r.spec}`);
+    }
+  };
+  const jumpsTo = (c: string) => t.rules.filter((r) => r.spec.endsWith(`-j ${c}`));
+  const rulesIn = (c: string) => t.rules.filter((r) => r.chain === c);
+  for (const c of present) del(jumpsTo(c));
+  const flushed = [...present].map((c) => `-F ${c}`);
+  const removed = [...present];
+  const left = (rules: SavedTable['rules']) => rules.filter((r) => !gone.has(r) && !present.has(r.chain));
+  if (t.chains.includes(DNAT_CHAIN) && left(rulesIn(DNAT_CHAIN)).length === 0) {
+    del(jumpsTo(DNAT_CHAIN));
+    removed.push(DNAT_CHAIN);
+  }
+  if (t.chains.includes(SETMARK_CHAIN) && left(jumpsTo(SETMARK_CHAIN)).length === 0) {
+    del([...rulesIn(SETMARK_CHAIN), ...jumpsTo(MASQ_CHAIN), ...rulesIn(MASQ_CHAIN)]);
+    removed.push(SETMARK_CHAIN, ...(t.chains.includes(MASQ_CHAIN) ? [MASQ_CHAIN] : []));
+  }
+  return [...lines, ...flushed, ...removed.map((c) => `-X ${c}`)];
 }
 
 /** Per-container chains of `net`, with the container ID from their jump rule's comment (for GC). */

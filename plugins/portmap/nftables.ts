@@ -38,14 +38,14 @@ export function planNftAdd(current: NftObjects, net: string, containerId: string
       if (clash) throw new CniError(ErrorCode.invalidConfig, `host port ${clash.hostPort}/${clash.protocol}${clash.hostIP ? ` on ${clash.hostIP}` : ''} is already mapped`, `by another container (nft rule handle ${r.handle} in table ${T})`);
     }
   }
-  const hasJumps = current.rules.some((r) => r.comment === JUMP_TAG);
   const lines = [
     `add table ${T}`,
     `add chain ${T} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
     `add chain ${T} output { type nat hook output priority -100; policy accept; }`,
     `add chain ${T} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
     `add chain ${T} hostports`,
-    ...(hasJumps ? [] : ['prerouting', 'output'].map((c) => `add rule ${T} ${c} fib daddr type local jump hostports comment ${nftComment(JUMP_TAG)}`)),
+    // The hook chains hold only our jumps: flush and re-add, so a concurrent DEL cannot leave them out.
+    ...['prerouting', 'output'].flatMap((c) => [`flush chain ${T} ${c}`, `add rule ${T} ${c} fib daddr type local jump hostports comment ${nftComment(JUMP_TAG)}`]),
     // A re-ADD replaces the attachment's rules: delete those present first, in the same transaction.
     ...planNftDel(current, (tag) => tag === own),
   ];
@@ -65,16 +65,26 @@ export function planNftAdd(current: NftObjects, net: string, containerId: string
   return lines.join('\n') + '\n';
 }
 
-/** `delete rule` lines for rules whose attachment hash `doomed` selects (pure). */
+/**
+ * `delete rule` lines for rules whose attachment hash `doomed` selects, and the whole table once no
+ * attachment is left (pure). Chains are deleted one by one, never with the table's rules in them: a
+ * rule another writer added meanwhile makes `delete chain` fail the transaction instead of vanishing.
+ */
 export function planNftDel(current: NftObjects, doomed: (attachment: string) => boolean, net?: string): string[] {
   const netHash = net === undefined ? undefined : netTag(net).split(' ')[1];
-  return current.rules
-    .filter((r) => r.table === NFT_TABLE && r.family === 'inet')
-    .filter((r) => {
-      const tag = parseTag(r.comment);
-      return tag !== undefined && (netHash === undefined || tag.net === netHash) && doomed(tag.attachment);
-    })
-    .map((r) => `delete rule ${T} ${r.chain} handle ${Number(r.handle)}`);
+  const ours = current.rules.filter((r) => r.table === NFT_TABLE && r.family === 'inet');
+  const selected = (r: NftObjects['rules'][number]) => {
+    const tag = parseTag(r.comment);
+    return tag !== undefined && (netHash === undefined || tag.net === netHash) && doomed(tag.attachment);
+  };
+  const lines = ours.filter(selected).map((r) => `delete rule ${T} ${r.chain} handle ${Number(r.handle)}`);
+  const tableExists = current.tables.some((t) => t.name === NFT_TABLE && t.family === 'inet');
+  if (tableExists && ours.every((r) => selected(r) || r.comment === JUMP_TAG)) {
+    const chains = current.chains.filter((c) => c.table === NFT_TABLE && c.family === 'inet').map((c) => c.name);
+    const order = [...chains.filter((c) => c === 'prerouting' || c === 'output'), ...chains.filter((c) => c !== 'prerouting' && c !== 'output')];
+    lines.push(...['prerouting', 'output'].filter((c) => chains.includes(c)).map((c) => `flush chain ${T} ${c}`), ...order.map((c) => `delete chain ${T} ${c}`), `delete table ${T}`);
+  }
+  return lines;
 }
 
 export const attachmentHash = (net: string, containerId: string) => hex(net + containerId, 24);

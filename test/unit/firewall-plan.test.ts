@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseIptablesSave } from '../../lib/netfilter/iptables.ts';
-import { attachmentHashOf, firewallTag, planFirewallAdd, planFirewallDel } from '../../plugins/firewall/plan.ts';
+import { attachmentHashOf, firewallTag, planFirewallAdd, planFirewallDel, planIsolationGc } from '../../plugins/firewall/plan.ts';
 
 describe('firewall plan', () => {
   const tag = firewallTag('net', 'c1');
@@ -29,5 +29,23 @@ describe('firewall plan', () => {
     const mine = attachmentHashOf('net', 'c1');
     expect(planFirewallDel(t, 'net', (h) => h === mine)).toEqual([`-D CNI-FORWARD -s 10.88.0.2/32 -m comment --comment "${tag}" -j ACCEPT`]);
     expect(planFirewallDel(t, 'net', (h) => h !== mine)).toEqual([`-D CNI-FORWARD -s 10.88.0.3/32 -m comment --comment "${other}" -j ACCEPT`]);
+  });
+
+  const asSaved = (lines: string[]) => parseIptablesSave(lines.map((l) => l.replace(/^-N (\S+)$/, ':$1 - [0:0]').replace(/^-I (\S+) 1 /, '-A $1 ')).join('\n'));
+
+  it('removes CNI-FORWARD and an empty admin chain with the last attachment, rule by rule', () => {
+    const t = asSaved([':FORWARD ACCEPT [0:0]', ...planFirewallAdd(parseIptablesSave(''), plan)]);
+    const mine = attachmentHashOf('net', 'c1');
+    expect(planFirewallDel(t, 'net', (h) => h === mine).filter((l) => l.startsWith('-X'))).toEqual(['-X CNI-FORWARD', '-X CNI-ADMIN']);
+    const other = asSaved([':FORWARD ACCEPT [0:0]', ...planFirewallAdd(parseIptablesSave(''), plan), ...planFirewallAdd(parseIptablesSave(':CNI-FORWARD - [0:0]\n:CNI-ADMIN - [0:0]'), { ...plan, ips: ['10.88.0.3'], tag: firewallTag('net', 'c2') }).filter((l) => l.includes('10.88.0.3'))]);
+    expect(planFirewallDel(other, 'net', (h) => h === mine).filter((l) => l.startsWith('-X'))).toEqual([]);
+  });
+
+  it('GC drops isolation rules of bridges that are gone, and the chains with the last one', () => {
+    const t = asSaved([':FORWARD ACCEPT [0:0]', ...planFirewallAdd(parseIptablesSave(''), { ...plan, isolateBridge: 'br-a' })]);
+    expect(planIsolationGc(t, () => true)).toEqual([]);
+    const gc = planIsolationGc(t, (b) => b !== 'br-a');
+    expect(gc.filter((l) => l.startsWith('-X'))).toEqual(['-X CNI-ISOLATION-STAGE-1', '-X CNI-ISOLATION-STAGE-2']);
+    expect(gc.filter((l) => l.startsWith('-D'))).toHaveLength(5);
   });
 });

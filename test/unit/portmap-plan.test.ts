@@ -73,6 +73,18 @@ describe('portmap plans', () => {
     expect(planIptablesDel(t, [dnChain('podman', 'other')])).toEqual([]);
   });
 
+  it('removes the shared chains with the last container, deleting their rules rather than flushing', () => {
+    const p = portmap({});
+    const [c1, c2] = [dnChain('podman', 'c1'), dnChain('podman', 'c2')];
+    const one = planIptablesAdd(empty, 'podman', 'c1', p, p.families[0]!);
+    const two = planIptablesAdd(empty, 'podman', 'c2', p, p.families[0]!).filter((l) => l.includes(c2));
+    const save = (lines: string[]) => parseIptablesSave(lines.map((l) => l.replace(/^-N (\S+)$/, ':$1 - [0:0]').replace(/^-I (\S+) 1 /, '-A $1 ')).join('\n'));
+    expect(planIptablesDel(save([...one, ...two]), [c1]).filter((l) => l.startsWith('-X'))).toEqual([`-X ${c1}`]);
+    const last = planIptablesDel(save(one), [c1]);
+    expect(last.filter((l) => !l.startsWith('-D'))).toEqual([`-F ${c1}`, `-X ${c1}`, '-X CNI-HOSTPORT-DNAT', '-X CNI-HOSTPORT-SETMARK', '-X CNI-HOSTPORT-MASQ']);
+    expect(last.filter((l) => l.startsWith('-D'))).toHaveLength(6);
+  });
+
   it('plans one nft transaction with tagged DNAT and hairpin/localhost masquerade', () => {
     const script = planNftAdd({ tables: [], chains: [], rules: [] }, 'podman', 'c1', portmap({}));
     expect(script).toContain('add rule inet tscni_portmap hostports meta l4proto tcp th dport 8080 dnat ip to 10.88.0.5:80 comment "tscni-portmap ');
