@@ -23,14 +23,26 @@ export interface SavedState {
 
 export type ObservedLink = Pick<IpLink, 'address' | 'mtu' | 'flags'> & { txqlen?: number };
 
+/** Every attribute tuning can change, as the link has it now. */
+function currentAttrs(link: ObservedLink): Required<Omit<LinkAttrs, 'mac' | 'txQLen'>> & Pick<LinkAttrs, 'mac' | 'txQLen'> {
+  return {
+    ...(link.address ? { mac: link.address.toLowerCase() } : {}),
+    mtu: link.mtu,
+    promisc: link.flags.includes('PROMISC'),
+    allmulti: link.flags.includes('ALLMULTI'),
+    ...(link.txqlen !== undefined ? { txQLen: link.txqlen } : {}),
+  };
+}
+
 /** The current values of exactly the attributes this tuning will change. */
 export function originalAttrs(t: Tuning, link: ObservedLink): LinkAttrs {
+  const now = currentAttrs(link);
   return {
-    ...(t.mac && link.address ? { mac: link.address } : {}),
-    ...(t.mtu ? { mtu: link.mtu } : {}),
-    ...(t.promisc ? { promisc: link.flags.includes('PROMISC') } : {}),
-    ...(t.allmulti !== undefined ? { allmulti: link.flags.includes('ALLMULTI') } : {}),
-    ...(t.txQLen !== undefined && link.txqlen !== undefined ? { txQLen: link.txqlen } : {}),
+    ...(t.mac && now.mac ? { mac: now.mac } : {}),
+    ...(t.mtu ? { mtu: now.mtu } : {}),
+    ...(t.promisc ? { promisc: now.promisc } : {}),
+    ...(t.allmulti !== undefined ? { allmulti: now.allmulti } : {}),
+    ...(t.txQLen !== undefined && now.txQLen !== undefined ? { txQLen: now.txQLen } : {}),
   };
 }
 
@@ -57,12 +69,12 @@ export function planLinkSet(ifname: string, attrs: LinkAttrs): string[] {
 
 /** Differences between what tuning set and what the link has now, for CHECK; [] when all match. */
 export function diffLink(want: LinkAttrs, link: ObservedLink, ifname: string): string[] {
-  const have = originalAttrs({ dataDir: '', sysctl: [], promisc: true, mac: 'x', mtu: 1, allmulti: false, txQLen: 0 }, link);
+  const have = currentAttrs(link);
   const out: string[] = [];
   const cmp = (what: string, w: unknown, h: unknown) => {
     if (w !== undefined && w !== h) out.push(`${ifname} ${what} is ${String(h)}, configured ${String(w)}`);
   };
-  cmp('mac', want.mac, have.mac?.toLowerCase());
+  cmp('mac', want.mac, have.mac);
   cmp('mtu', want.mtu, have.mtu);
   // As the reference: promisc false in the config means the link must not be promiscuous.
   cmp('promisc', want.promisc ?? false, have.promisc);
