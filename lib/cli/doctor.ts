@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pluginNames } from '../../plugins/registry.ts';
-import { NetConf, parseConf } from '../cni/conf.ts';
 import { fileIdentity, findInPath } from '../cni/delegate.ts';
+import { toCniError } from '../cni/errors.ts';
 import { isSupported } from '../cni/versions.ts';
 import type { Exec } from '../exec.ts';
 import { ipJson } from '../ip/ip.ts';
@@ -11,6 +11,7 @@ import { iptablesSave, type SavedTable } from '../netfilter/iptables.ts';
 import { FAMILIES, findTaggedRules, sweepCommands } from './tagged-rules.ts';
 import { DEFAULT_CACHE_DIR, listCachedAttachments, type CachedAttachment } from './cache.ts';
 import { defineCommand, EXIT } from './command.ts';
+import { delegatedIpam, loadConfParsers, type ConfParser } from './conf-parsers.ts';
 import { scanConfDir, type ConfList } from './conflist.ts';
 import { findLeaks } from './ipam-command.ts';
 import { DEFAULT_CNI_PATH, DEFAULT_CONF_DIR } from './network-command.ts';
@@ -29,7 +30,8 @@ export interface Finding {
 
 const HELP = `tscni doctor — check this node and print what is wrong with the command that fixes it
 
-Checks: our plugin links in CNI_PATH; every config parses, its plugins exist, ours validate; bridges
+Checks: our plugin links in CNI_PATH; every config parses, its plugins exist, ours (and the IPAM
+they delegate to) pass their own plugin's config checks, each problem named by its key; bridges
 exist, are up and hold their IPAM gateway; cached attachments whose netns is gone; masquerade and
 hostport rules left by attachments that no longer exist; leaked IPAM reservations.
 
@@ -74,8 +76,31 @@ export function checkPluginLinks(dirs: readonly string[], ours: readonly string[
   return out;
 }
 
-/** Every config file: parses, a valid name and version, plugins found, ours accept their config. */
-export function checkConfigs(scanned: ReturnType<typeof scanConfDir>, find: (type: string) => string | undefined, ours: readonly string[], self: string, pluginDir: string): Finding[] {
+/** A config's problem as its plugin reports it: the key path, then every issue. */
+function confProblem(parse: ConfParser, conf: Record<string, unknown>): string | undefined {
+  try {
+    parse(conf);
+    return undefined;
+  } catch (err) {
+    const e = toCniError(err);
+    return e.details && !e.message.includes(e.details) ? `${e.message} (${e.details})` : e.message;
+  }
+}
+
+/** The plugin types (and their IPAM types) the configs use: which config parsers doctor needs. */
+export const usedTypes = (lists: readonly ConfList[]): string[] =>
+  lists.flatMap((l) =>
+    l.plugins.flatMap((p) => {
+      const ipam = delegatedIpam(p);
+      return ipam ? [String(p.type), ipam] : [String(p.type)];
+    }),
+  );
+
+/**
+ * Every config file: parses, a valid name and version, plugins found, and ours (and the IPAM
+ * inside them) accept their config, checked by each plugin's own parser (`parsers`, by type).
+ */
+export function checkConfigs(scanned: ReturnType<typeof scanConfDir>, find: (type: string) => string | undefined, ours: readonly string[], self: string, pluginDir: string, parsers: ReadonlyMap<string, ConfParser>): Finding[] {
   const out: Finding[] = [];
   const seen = new Map<string, string>();
   for (const { file, list, error } of scanned) {
@@ -97,13 +122,14 @@ export function checkConfigs(scanned: ReturnType<typeof scanConfDir>, find: (typ
         problems.push(`plugin ${i} type "${type}" is not in CNI_PATH`);
         if (ours.includes(type)) fixes.push(`ln -f ${self} ${join(pluginDir, type)}`);
       }
-      if (ours.includes(type)) {
-        try {
-          parseConf(NetConf(), { ...plugin, name: list.name, cniVersion: list.cniVersion });
-        } catch (err) {
-          problems.push(`plugin ${i} (${type}): ${(err as Error).message}`);
-        }
-      }
+      const conf = { ...plugin, name: list.name, cniVersion: list.cniVersion };
+      const parse = parsers.get(type);
+      const problem = parse && confProblem(parse, conf);
+      if (problem) problems.push(`plugin ${i} (${type}): ${problem}`);
+      const ipamType = delegatedIpam(plugin);
+      const parseIpam = ipamType === undefined ? undefined : parsers.get(ipamType);
+      const ipamProblem = parseIpam && confProblem(parseIpam, conf);
+      if (ipamProblem) problems.push(`plugin ${i} (${type}) ipam (${ipamType}): ${ipamProblem}`);
     });
     const shadowed = seen.get(list.name);
     if (shadowed) out.push({ check: 'config', severity: 'warning', message: `${file}: network "${list.name}" is also defined by ${shadowed}, which wins` });
@@ -219,7 +245,8 @@ export default defineCommand({
     const cached = listCachedAttachments(cacheDir);
     const reservations = listReservations(dataDir);
 
-    const findings: Finding[] = [...checkPluginLinks(dirs, ours, self, find), ...checkConfigs(scanned, find, ours, self, dirs[0] ?? DEFAULT_CNI_PATH)];
+    const parsers = await loadConfParsers(usedTypes(lists));
+    const findings: Finding[] = [...checkPluginLinks(dirs, ours, self, find), ...checkConfigs(scanned, find, ours, self, dirs[0] ?? DEFAULT_CNI_PATH, parsers)];
     for (const want of bridgeExpectations(lists)) {
       findings.push(...checkBridge(want, await observeLink(ctx.exec, want.bridge), reservations.filter((r) => r.network === want.network).length));
     }

@@ -4,16 +4,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../lib/cli/index.ts';
 import { findLeaks } from '../../lib/cli/ipam-command.ts';
-import { checkBridge, findStaleRules, type BridgeExpectation } from '../../lib/cli/doctor.ts';
+import { checkBridge, checkConfigs, findStaleRules, usedTypes, type BridgeExpectation } from '../../lib/cli/doctor.ts';
+import { delegatedIpam, hasConfParser, loadConfParsers } from '../../lib/cli/conf-parsers.ts';
+import { scanConfDir } from '../../lib/cli/conflist.ts';
+import type { Exec } from '../../lib/exec.ts';
+import { pluginNames } from '../../plugins/registry.ts';
 import { parseValid } from '../../lib/cli/network-command.ts';
 import { parseCidr, parseIp } from '../../lib/net/ip.ts';
 import { parseIptablesSave } from '../../lib/netfilter/iptables.ts';
 import type { CachedAttachment } from '../../lib/cli/cache.ts';
 
-async function cli(args: string[], env: Record<string, string> = {}) {
+async function cli(args: string[], env: Record<string, string> = {}, exec?: Exec) {
   let stdout = '';
   let stderr = '';
-  const code = await runCli(args, { writeStdout: (t) => (stdout += t), writeStderr: (t) => (stderr += t), env });
+  const code = await runCli(args, { writeStdout: (t) => (stdout += t), writeStderr: (t) => (stderr += t), env, ...(exec ? { exec } : {}) });
   return { code, stdout, stderr };
 }
 
@@ -119,5 +123,68 @@ COMMIT
     expect(parseValid(['a/eth0,b/net1', 'c/eth0'])).toEqual([{ containerID: 'a', ifname: 'eth0' }, { containerID: 'b', ifname: 'net1' }, { containerID: 'c', ifname: 'eth0' }]);
     expect(() => parseValid(['a'])).toThrow(/CONTAINERID\/IFNAME/);
     expect(() => parseValid(['../x/eth0'])).toThrow();
+  });
+});
+
+describe('doctor: configs checked by each plugin\'s own parser', () => {
+  const dirs: string[] = [];
+  afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const confDir = (files: Record<string, unknown>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tscni-doctor-'));
+    dirs.push(dir);
+    for (const [name, doc] of Object.entries(files)) writeFileSync(join(dir, name), JSON.stringify(doc));
+    return dir;
+  };
+  const list = (name: string, ...plugins: unknown[]) => ({ cniVersion: '1.0.0', name, plugins });
+  const hostLocal = { type: 'host-local', ranges: [[{ subnet: '10.88.0.0/16' }]] };
+  /** No kernel in unit tests: every command doctor would run fails, which it reports as a warning. */
+  const noKernel: Exec = {
+    run: () => {
+      throw new Error('no kernel here');
+    },
+    runAsync: () => Promise.reject(new Error('no kernel here')),
+  };
+
+  it('has a parser for every plugin of the registry', () => {
+    expect(pluginNames().filter((p) => !hasConfParser(p))).toEqual([]);
+  });
+
+  it('reports a bad bridge config with the key path, through tscni doctor --json', async () => {
+    const dir = confDir({
+      '10-bad.conflist': list('bad', { type: 'bridge', bridge: 'br-x', mtu: 'big', ipam: hostLocal }),
+      '20-good.conflist': list('good', { type: 'bridge', bridge: 'br-y', isGateway: true, ipam: hostLocal }, { type: 'portmap', capabilities: { portMappings: true } }),
+    });
+    const out = await cli(['doctor', '--json', '--conf-dir', dir, '--cni-path', dir, '--cache-dir', dir, '--data-dir', dir], {}, noKernel);
+    expect(out.code).toBe(1);
+    const configs = JSON.parse(out.stdout).findings.filter((f: { check: string }) => f.check === 'config');
+    const bad = configs.find((f: { message: string }) => f.message.includes('10-bad.conflist'));
+    expect(bad.severity).toBe('problem');
+    expect(bad.message).toContain('plugin 0 (bridge): invalid network config at mtu: expected number, got string');
+    expect(configs.find((f: { message: string }) => f.message.includes('20-good.conflist')).message).not.toContain('invalid');
+  });
+
+  it('applies checks beyond the schema, and checks the IPAM config a plugin delegates to', async () => {
+    const scanned = scanConfDir(
+      confDir({
+        'a.conflist': list('a', { type: 'bridge', hairpinMode: true, promiscMode: true, ipam: hostLocal }),
+        'b.conflist': list('b', { type: 'bridge', ipam: { type: 'host-local', ranges: [[{ subnet: '10.88.0.1/16' }]] } }),
+        'c.conflist': list('c', { type: 'vxlan', network: '10.244.0.0/16', subnet: '10.245.1.0/24', ipam: { type: 'host-local', dataDir: '/tmp/x' } }),
+        'd.conflist': list('d', { type: 'bandwidth', ingressRate: 1000 }),
+        'e.conflist': list('e', { type: 'macvlan', master: 'eth0', ipam: { type: 'dhcp' } }),
+      }),
+    );
+    const lists = scanned.flatMap((s) => (s.list ? [s.list] : []));
+    expect(usedTypes(lists)).toEqual(['bridge', 'host-local', 'bridge', 'host-local', 'vxlan', 'bandwidth', 'macvlan', 'dhcp']);
+    const parsers = await loadConfParsers(usedTypes(lists));
+    expect([...parsers.keys()].sort()).toEqual(['bandwidth', 'bridge', 'host-local', 'vxlan']);
+    const findings = checkConfigs(scanned, () => '/found', pluginNames(), '/tscni', '/opt/cni/bin', parsers);
+    const about = (file: string) => findings.find((f) => f.message.includes(`/${file}:`))!;
+    expect(about('a.conflist').message).toContain('cannot set hairpin mode and promiscuous mode at the same time');
+    expect(about('b.conflist').message).toContain('plugin 0 (bridge) ipam (host-local): invalid range set 0: network 10.88.0.1/16 has host bits set');
+    expect(about('c.conflist').message).toContain('subnet 10.245.1.0/24 is not inside network 10.244.0.0/16');
+    expect(about('c.conflist').message).not.toContain('ipam (host-local)'); // vxlan writes its bridge's IPAM itself
+    expect(about('d.conflist').message).toContain('if ingressRate is set, ingressBurst must also be set');
+    expect(about('e.conflist').severity).toBe('ok'); // not ours: only found in CNI_PATH
+    expect(delegatedIpam({ type: 'vxlan', ipam: { type: 'host-local' } })).toBeUndefined();
   });
 });
