@@ -4,7 +4,8 @@ import { lazy } from '../../lib/cni/lazy.ts';
 export const FirewallConf = lazy(() =>
   z.looseObject({
     name: z.string(),
-    backend: z.optional(z.enum(['iptables', 'firewalld'])),
+    // podman writes "backend": "" — the reference reads an empty backend as the default (iptables).
+    backend: z.optional(z.enum(['', 'iptables', 'firewalld'])),
     iptablesAdminChainName: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_.-]{1,28}$/, 'must be 1-28 letters, digits, "_", "." or "-"'))),
     firewalldZone: z.optional(z.string()),
     ingressPolicy: z.optional(z.enum(['', 'open', 'same-bridge'])),

@@ -62,6 +62,18 @@ describe('firewall (iptables)', () => {
     });
   }
 
+  it('accepts "backend": "" as podman writes it, meaning iptables (as the reference)', () => {
+    const ips = addresses();
+    const env = { CNI_CONTAINERID: s.name('c'), CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0' };
+    const conf = { cniVersion: '0.4.0', name: 'fw-net', type: 'firewall', backend: '', prevResult: prevResult('0.4.0', ips) };
+    s.defer(() => execPlugin(join(OUR_BIN, 'firewall'), { ...env, CNI_COMMAND: 'DEL' }, conf));
+    const add = execPlugin(join(OUR_BIN, 'firewall'), { ...env, CNI_COMMAND: 'ADD' }, conf);
+    expect(add.status, add.stdout + add.stderr).toBe(0);
+    expect(mentioning([ips.v4, ips.v6])).toHaveLength(4);
+    expect(execPlugin(join(OUR_BIN, 'firewall'), { ...env, CNI_COMMAND: 'DEL' }, conf).status).toBe(0);
+    expect(mentioning([ips.v4, ips.v6])).toHaveLength(0);
+  });
+
   it('ingressPolicy same-bridge adds the reference isolation chains for the bridge', () => {
     const ips = addresses();
     const bridge = s.name('b');
