@@ -146,13 +146,18 @@ export function loadConfList(dir: string, name: string): ConfList {
   throw new ConfError(`no net configuration with name "${name}" in ${dir}`);
 }
 
+/** One config file as libcni reads it: a .conflist as written, a .conf or .json upconverted to a list. */
+export function readConfFile(file: string): ConfList {
+  const bytes = read(file);
+  return file.endsWith('.conflist') ? parseConfList(bytes, file) : confListFromConf(bytes, file);
+}
+
 /** Every network config in `dir`, each parsed or with the error that stopped it (for doctor). */
 export function scanConfDir(dir: string): { file: string; list?: ConfList; error?: string }[] {
   const out: { file: string; list?: ConfList; error?: string }[] = [];
   for (const file of confFiles(dir, ['.conflist', '.conf', '.json'])) {
     try {
-      const bytes = read(file);
-      out.push({ file, list: file.endsWith('.conflist') ? parseConfList(bytes, file) : confListFromConf(bytes, file) });
+      out.push({ file, list: readConfFile(file) });
     } catch (err) {
       out.push({ file, error: (err as Error).message });
     }

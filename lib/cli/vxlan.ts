@@ -1,6 +1,5 @@
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { parseJsonObject } from '../cni/conf.ts';
 import { toCniError } from '../cni/errors.ts';
 import { createLogger, type Level, type Logger } from '../cni/log.ts';
 import { processExec } from '../exec.ts';
@@ -14,6 +13,7 @@ import { applyPeerChanges, ensureNode, localIdentity, reconcileNode, type Env, t
 import type { Peer, PeerInput } from '../../plugins/vxlan/peers.ts';
 import { filePeers, inlinePeers } from '../../plugins/vxlan/sources.ts';
 import { readState, removeState } from '../../plugins/vxlan/state.ts';
+import { readConfFile } from './conflist.ts';
 
 export interface VxlanCliIo {
   writeStdout(text: string): void;
@@ -32,11 +32,10 @@ keeps reconciling on every change (etcd watch or peers file) and every 30 s, and
 
 /** A vxlan plugin config from a .conf or .conflist file, with the list's name and cniVersion. */
 export function readVxlanConf(path: string): Conf {
-  const doc = parseJsonObject(readFileSync(path, 'utf8'), path);
-  if (!Array.isArray(doc.plugins)) return parseVxlanConf(doc);
-  const plugin = (doc.plugins as Record<string, unknown>[]).find((p) => p && p.type === 'vxlan');
+  const list = readConfFile(path);
+  const plugin = list.plugins.find((p) => p.type === 'vxlan');
   if (!plugin) throw new Error(`${path} has no plugin of type "vxlan"`);
-  return parseVxlanConf({ ...plugin, name: doc.name, cniVersion: doc.cniVersion });
+  return parseVxlanConf({ ...plugin, name: list.name, cniVersion: list.cniVersion });
 }
 
 function parseArgs(args: readonly string[]): { conf?: string; watch: boolean; level: Level } {
