@@ -110,7 +110,7 @@ reach "${TAG}-a" 10.88.77.1 "the gateway"
 echo "a TCP server on port 80 in container a, reached from the host through host port 8080:"
 ip netns exec "${TAG}-a" socat TCP-LISTEN:80,reuseaddr,fork SYSTEM:"echo hello from container a at $A_IP" &
 PIDS+=($!)
-until ip netns exec "${TAG}-a" ss -Hltn 'sport = :80' | grep -q LISTEN; do sleep 0.05; done
+timeout 5 bash -c "until ip netns exec ${TAG}-a ss -Hltn 'sport = :80' | grep -q LISTEN; do sleep 0.05; done"
 for addr in 10.88.77.1 127.0.0.1; do
   reply=$(on_host socat -T 2 - "TCP:$addr:8080" </dev/null)
   echo "$reply"
@@ -119,6 +119,7 @@ done
 echo "the host's nat rules for the containers (masquerade from bridge, DNAT from portmap), found by container ID:"
 ip netns exec "$HOST" iptables-save -t nat > "$WORK/nat.rules"
 CHAINS=$(grep -E "${TAG}-[ab]\b" "$WORK/nat.rules" | grep -o -- '-j CNI-[A-Za-z0-9-]*' | cut -c4- | sort -u | paste -sd '|')
+[ -n "$CHAINS" ] || { echo "demo: no nat rules found for the containers" >&2; exit 1; }
 OURS="${TAG}-[ab]\b|^-A ($CHAINS) |^:($CHAINS) "
 grep -E "$OURS" "$WORK/nat.rules" | grep -v '^:' | sed 's/^/  /'
 echo "tscni shows the addresses host-local handed out:"
