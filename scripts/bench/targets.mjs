@@ -33,8 +33,8 @@ export default {
     atMost('bridge + host-local DEL', '≤ 1.0×', 1.0, find(bridge, (r) => r.operation === 'bridge DEL'));
 
     for (const withPort of [false, true]) {
-      const add = find(chain, (r) => r.operation.startsWith('pod add') && r.operation.includes('port') === withPort);
-      const del = find(chain, (r) => r.operation.startsWith('pod del') && r.operation.includes('port') === withPort);
+      const add = find(chain, (r) => r.operation.startsWith('pod add') && r.operation.includes('port mapping') === withPort);
+      const del = find(chain, (r) => r.operation.startsWith('pod del') && r.operation.includes('port mapping') === withPort);
       const name = `containerd chain add + del${withPort ? ', 1 port mapping' : ''}`;
       if (!add || !del) {
         rows.push(target(name, '≤ 1.0×', undefined, undefined, 'section not run'));
