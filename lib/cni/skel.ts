@@ -1,4 +1,4 @@
-import { NetConf, parseConf, parseJsonObject } from './conf.ts';
+import { parseJsonObject, readNetConf } from './conf.ts';
 import { parseEnv } from './env.ts';
 import { CniError, ErrorCode, toCniError } from './errors.ts';
 import type { Exec } from '../exec.ts';
@@ -40,7 +40,7 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
     }
     if (stdin.length > MAX_STDIN) throw new CniError(ErrorCode.ioFailure, `network config larger than ${MAX_STDIN} bytes`);
     const raw = parseJsonObject(stdin);
-    const conf = parseConf(NetConf(), raw);
+    const conf = readNetConf(raw);
     const version = conf.cniVersion ?? UNVERSIONED;
     if (!isSupported(version)) {
       throw new CniError(ErrorCode.incompatibleVersion, 'incompatible CNI versions', `config is ${JSON.stringify(version)}, plugin supports ${JSON.stringify(SUPPORTED_VERSIONS)}`);

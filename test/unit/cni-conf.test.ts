@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import { describe, expect, it } from 'vitest';
-import { canonicalizeKeys, NetConf, parseConf, parseJsonObject } from '../../lib/cni/conf.ts';
+import { canonicalizeKeys, NetConf, parseConf, parseJsonObject, readNetConf } from '../../lib/cni/conf.ts';
 
 const PortMapping = z.looseObject({ hostPort: z.number(), containerPort: z.number(), protocol: z.optional(z.string()), hostIP: z.optional(z.string()) });
 const Conf = z.looseObject({
@@ -72,4 +72,37 @@ describe('parseConf', () => {
   it('a custom schema message is kept', () => {
     expect(() => parseConf(NetConf(), { name: '' })).toThrow('invalid network config at name: missing network name');
   });
+});
+
+describe('readNetConf (the hot path) agrees with the NetConf schema', () => {
+  const cases: Record<string, unknown>[] = [
+    { name: 'n' },
+    { name: 'n', cniVersion: '1.0.0', type: 'bridge', ipam: { type: 'host-local', subnet: '10.0.0.0/24' }, args: null, runtimeConfig: null, prevResult: { ips: [] }, extra: 1 },
+    { name: 'n', args: { cni: { ips: ['10.0.0.2'] } }, runtimeConfig: { portMappings: [] } },
+    {},
+    { name: '' },
+    { name: 42 },
+    { name: null },
+    { name: ['a'] },
+    { name: 'n', cniVersion: 1 },
+    { name: 'n', type: false },
+    { name: 'n', ipam: 'host-local' },
+    { name: 'n', ipam: [] },
+    { name: 'n', ipam: { type: 3 } },
+    { name: 'n', args: 'x' },
+    { name: 'n', args: [1] },
+    { name: 'n', runtimeConfig: 7 },
+  ];
+  const verdict = (f: () => unknown) => {
+    try {
+      return { ok: f() };
+    } catch (e: any) {
+      return { code: e.code, msg: e.message };
+    }
+  };
+  for (const raw of cases) {
+    it(JSON.stringify(raw), () => {
+      expect(verdict(() => readNetConf(raw))).toEqual(verdict(() => parseConf(NetConf(), raw)));
+    });
+  }
 });
