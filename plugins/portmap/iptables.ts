@@ -90,7 +90,8 @@ export function planIptablesAdd(t: SavedTable, net: string, containerId: string,
     ensureChain(MASQ_CHAIN);
     ensure('-A', SETMARK_CHAIN, `-m comment --comment ${MARK_COMMENT} -j MARK --set-xmark ${p.mark}`);
     ensure('-A', MASQ_CHAIN, `-m mark --mark ${p.mark} -j MASQUERADE`);
-    ensure('-A', 'POSTROUTING', `-m comment --comment ${MASQ_COMMENT} -j ${MASQ_CHAIN}`);
+    // first in POSTROUTING, as the reference: bridge's ipMasq chain ACCEPTs in-subnet traffic, which would skip hairpin masquerade
+    ensure('-I', 'POSTROUTING', `-m comment --comment ${MASQ_COMMENT} -j ${MASQ_CHAIN}`);
   }
   if (t.chains.includes(chain)) lines.push(...unlinkChain(t, chain), `-F ${chain}`);
   else lines.push(`-N ${chain}`);

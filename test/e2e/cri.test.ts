@@ -129,8 +129,10 @@ describe('containerd 1.6 CRI plugin (the kubelet path)', () => {
     try {
       for (let i = 0; i < 50 && !(await httpGet(a.ip, 8080)).includes(token); i++) await sleep(100);
       expect(await httpGet(gateway, hostPort)).toContain(token);
-      expect(tryRun(inPod(a, ['sh', '-c', ncGet(gateway, hostPort)])).stdout).toContain(token);
-      expect(tryRun(inPod(b, ['sh', '-c', ncGet(gateway, hostPort)])).stdout).toContain(token);
+      for (const [pod, how] of [[a, 'hairpin'], [b, 'from the other pod']] as const) {
+        const got = tryRun(inPod(pod, ['sh', '-c', ncGet(gateway, hostPort)]));
+        expect(got.stdout, `${how}: ${got.stderr}`).toContain(token);
+      }
     } finally {
       server.kill('SIGKILL');
       await new Promise((resolve) => (server.exitCode !== null ? resolve(null) : server.once('exit', resolve)));
