@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { findTaggedRules, sweepLines } from '../../lib/cli/tagged-rules.ts';
@@ -26,62 +26,76 @@ function tscni(args: string[], env: Record<string, string | undefined>): PluginR
 
 const natRules = () => sh(['iptables-save', '-t', 'nat']);
 
+/** A bridge + host-local + portmap network (any plugins: CNI_PATH picks them), with names and a subnet of its own. */
+function bridgeNetwork(s: Scope, { cniVersion = '1.0.0', suffix = 'net', dataDir = s.tmpdir() } = {}) {
+  const bridge = s.link(s.name('br'));
+  const net = `${s.prefix}${suffix}`;
+  const subnet = `10.${randomInt(100, 250)}.${randomInt(0, 255)}`;
+  const confDir = s.tmpdir();
+  writeConflist(confDir, {
+    cniVersion,
+    name: net,
+    plugins: [
+      { type: 'bridge', bridge, isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: `${subnet}.0/24` }]], dataDir, routes: [{ dst: '0.0.0.0/0' }] } },
+      { type: 'portmap', capabilities: { portMappings: true } },
+    ],
+  });
+  // whatever a failed test leaves in nat, tagged with our prefix, goes
+  s.defer(() => {
+    const groups = findTaggedRules(parseIptablesSave(natRules()), (n) => n === net);
+    const lines = sweepLines(groups);
+    if (lines.length) tryRun(['iptables-restore', '-w', '--noflush'], `*nat\n${lines.join('\n')}\nCOMMIT\n`);
+  });
+  const ports = () => ({ portMappings: [{ hostPort: randomInt(20000, 40000), containerPort: 80, protocol: 'tcp' }] });
+  return { net, bridge, subnet, confDir, dataDir, ports };
+}
+
+/** What must match between two attachments: everything but MACs, veth names, sandbox and the host part. */
+function normalize(result: any, subnet: string) {
+  const text = JSON.stringify(result)
+    .replace(/"mac":"[0-9a-f:]+"/g, '"mac":"MAC"')
+    .replace(/"veth[0-9a-f]+"/g, '"VETH"')
+    .replace(/"sandbox":"[^"]+"/g, '"sandbox":"NS"')
+    .replace(new RegExp(`${subnet.replace(/\./g, '\\.')}\\.(?!1[/"])\\d+`, 'g'), `${subnet}.X`);
+  return JSON.parse(text);
+}
+
+function kernelView(ns: string, subnet: string) {
+  const addrs = ipJson<any[]>(['addr', 'show', 'eth0'], ns).map((l) => ({ mtu: l.mtu, operstate: l.operstate, addrs: l.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => a.prefixlen) }));
+  const routes = ipJson<any[]>(['route', 'show'], ns).map((r) => ({ dst: r.dst.replace(/\.\d+$/, '.N'), gateway: r.gateway, dev: r.dev }));
+  return normalize({ addrs, routes }, subnet);
+}
+
+const cacheFiles = (dir: string) => {
+  try {
+    return readdirSync(join(dir, 'results'));
+  } catch {
+    return [];
+  }
+};
+const reservations = (dataDir: string, net: string) => readdirSync(join(dataDir, net)).filter((f) => /^\d/.test(f)).sort();
+
+/**
+ * One attachment's nat rules (masquerade and portmap, found by their tags), in the shape that must
+ * match between two attachments: its ID, address, host port and chain hashes replaced.
+ */
+function attachmentRules(net: string, id: string, ip: string, hostPort: number): string[] {
+  const saved = parseIptablesSave(natRules());
+  const [group] = findTaggedRules(saved, (n, c) => n === net && c === id);
+  if (!group) return [];
+  const own = saved.rules.filter((r) => group.chains.includes(r.chain));
+  return [...group.rules, ...own]
+    .map((r) => `-A ${r.chain} ${r.spec}`)
+    .map((l) => l.replaceAll(id, 'ID').replaceAll(`${ip}:`, 'IP:').replaceAll(`${ip}/32`, 'IP/32').replace(new RegExp(`\\b${hostPort}\\b`, 'g'), 'PORT').replace(/CNI-(DN-)?[0-9a-f]{21,24}/g, 'CNI-$1HASH'))
+    .sort();
+}
+
 describe('tscni add/check/del/gc with the reference plugins, against cnitool', () => {
   const s = new Scope();
   afterEach(() => s.dispose());
 
-  /** A bridge + host-local + portmap network of the reference plugins, with names and a subnet of its own. */
-  function referenceNetwork() {
-    const bridge = s.link(s.name('br'));
-    const net = `${s.prefix}net`;
-    const subnet = `10.${randomInt(100, 250)}.${randomInt(0, 255)}`;
-    const confDir = s.tmpdir();
-    const dataDir = s.tmpdir();
-    writeConflist(confDir, {
-      cniVersion: '1.0.0',
-      name: net,
-      plugins: [
-        { type: 'bridge', bridge, isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: `${subnet}.0/24` }]], dataDir, routes: [{ dst: '0.0.0.0/0' }] } },
-        { type: 'portmap', capabilities: { portMappings: true } },
-      ],
-    });
-    // whatever a failed test leaves in nat, tagged with our prefix, goes
-    s.defer(() => {
-      const groups = findTaggedRules(parseIptablesSave(natRules()), (n) => n === net);
-      const lines = sweepLines(groups);
-      if (lines.length) tryRun(['iptables-restore', '-w', '--noflush'], `*nat\n${lines.join('\n')}\nCOMMIT\n`);
-    });
-    const ports = () => ({ portMappings: [{ hostPort: randomInt(20000, 40000), containerPort: 80, protocol: 'tcp' }] });
-    return { net, bridge, subnet, confDir, dataDir, ports };
-  }
-
-  /** What must match between two attachments: everything but MACs, veth names, sandbox and the host part. */
-  function normalize(result: any, subnet: string) {
-    const text = JSON.stringify(result)
-      .replace(/"mac":"[0-9a-f:]+"/g, '"mac":"MAC"')
-      .replace(/"veth[0-9a-f]+"/g, '"VETH"')
-      .replace(/"sandbox":"[^"]+"/g, '"sandbox":"NS"')
-      .replace(new RegExp(`${subnet.replace(/\./g, '\\.')}\\.(?!1[/"])\\d+`, 'g'), `${subnet}.X`);
-    return JSON.parse(text);
-  }
-
-  function kernelView(ns: string, subnet: string) {
-    const addrs = ipJson<any[]>(['addr', 'show', 'eth0'], ns).map((l) => ({ mtu: l.mtu, operstate: l.operstate, addrs: l.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => a.prefixlen) }));
-    const routes = ipJson<any[]>(['route', 'show'], ns).map((r) => ({ dst: r.dst.replace(/\.\d+$/, '.N'), gateway: r.gateway, dev: r.dev }));
-    return normalize({ addrs, routes }, subnet);
-  }
-
-  const cacheFiles = (dir: string) => {
-    try {
-      return readdirSync(join(dir, 'results'));
-    } catch {
-      return [];
-    }
-  };
-  const reservations = (dataDir: string, net: string) => readdirSync(join(dataDir, net)).filter((f) => /^\d/.test(f)).sort();
-
   it('ADD gives the same result, kernel state and cache as cnitool; each tool DELs what the other added', () => {
-    const n = referenceNetwork();
+    const n = bridgeNetwork(s);
     const [nsA, nsB] = [s.netns(), s.netns()];
     const [idA, idB] = [s.name('c'), s.name('c')];
     const [capsA, capsB] = [n.ports(), n.ports()];
@@ -132,7 +146,7 @@ describe('tscni add/check/del/gc with the reference plugins, against cnitool', (
   });
 
   it('GC after killing containers\' namespaces frees exactly their addresses, masquerade and portmap rules', () => {
-    const n = referenceNetwork();
+    const n = bridgeNetwork(s);
     const cacheDir = s.tmpdir();
     const env = { NETCONFPATH: n.confDir, CNI_PATH: REF_BIN, CNI_CACHEDIR: cacheDir };
     const containers = [0, 1, 2, 3].map(() => {
@@ -177,7 +191,7 @@ describe('tscni add/check/del/gc with the reference plugins, against cnitool', (
   });
 
   it('doctor finds the masquerade chain the reference bridge leaves when DEL comes after the netns is gone, and its fix works', () => {
-    const n = referenceNetwork();
+    const n = bridgeNetwork(s);
     const cacheDir = s.tmpdir();
     const env = { NETCONFPATH: n.confDir, CNI_PATH: REF_BIN, CNI_CACHEDIR: cacheDir };
     const ns = s.netns();
@@ -221,11 +235,118 @@ describe('tscni with our plugins', () => {
     expect(cacheFiles(cacheDir)).toEqual([]);
   });
 
-  const cacheFiles = (dir: string) => {
-    try {
-      return readdirSync(join(dir, 'results'));
-    } catch {
-      return [];
+  it('runs our bridge + host-local + portmap like cnitool does (1.0.0): same result, namespace state, rules and cache; each DELs what the other added', () => {
+    const n = bridgeNetwork(s);
+    const [nsA, nsB] = [s.netns(), s.netns()];
+    const [idA, idB] = [s.name('c'), s.name('c')];
+    const [capsA, capsB] = [n.ports(), n.ports()];
+    const [cacheA, cacheB] = [s.tmpdir(), s.tmpdir()];
+    const viaCnitool = (verb: 'add' | 'check' | 'del', ns = nsA, cacheDir = cacheA, id = idA, capArgs = capsA) => cnitool(verb, n.net, ns.path, { confDir: n.confDir, pluginDir: OUR_BIN, cacheDir, containerId: id, capArgs });
+    const env = { NETCONFPATH: n.confDir, CNI_PATH: OUR_BIN };
+
+    const a = viaCnitool('add');
+    expect(a.status, a.stderr).toBe(0);
+    const b = tscni(['add', n.net, nsB.path, '--json', '--cap-args', JSON.stringify(capsB)], { ...env, CNI_CACHEDIR: cacheB, CNI_CONTAINERID: idB });
+    expect(b.status, b.stderr).toBe(0);
+    expect(b.json.cniVersion).toBe('1.0.0');
+    expect(normalize(b.json, n.subnet)).toEqual(normalize(a.json, n.subnet));
+    expect(kernelView(nsB.name, n.subnet)).toEqual(kernelView(nsA.name, n.subnet));
+    const ipA = a.json.ips[0].address.split('/')[0];
+    const ipB = b.json.ips[0].address.split('/')[0];
+    expect(ipB).not.toBe(ipA);
+    expect(pings(nsA.name, ipB)).toBe(true);
+    expect(reservations(n.dataDir, n.net)).toEqual([ipA, ipB].sort());
+
+    const rulesA = attachmentRules(n.net, idA, ipA, capsA.portMappings[0]!.hostPort);
+    expect(rulesA).toContain(`-A POSTROUTING -s IP/32 -m comment --comment "name: \\"${n.net}\\" id: \\"ID\\"" -j CNI-HASH`);
+    expect(rulesA).toContain('-A CNI-DN-HASH -p tcp -m tcp --dport PORT -j DNAT --to-destination IP:80');
+    expect(attachmentRules(n.net, idB, ipB, capsB.portMappings[0]!.hostPort)).toEqual(rulesA);
+
+    const [fileA, fileB] = [join(cacheA, 'results', `${n.net}-${idA}-eth0`), join(cacheB, 'results', `${n.net}-${idB}-eth0`)];
+    const [cachedA, cachedB] = [JSON.parse(readFileSync(fileA, 'utf8')), JSON.parse(readFileSync(fileB, 'utf8'))];
+    expect(cachedB.config).toBe(cachedA.config);
+    expect(normalize(cachedB.result, n.subnet)).toEqual(normalize(cachedA.result, n.subnet));
+
+    const checkA = viaCnitool('check');
+    expect(checkA.status, checkA.stderr).toBe(0);
+    const checkB = tscni(['check', n.net, nsB.path], { ...env, CNI_CACHEDIR: cacheB, CNI_CONTAINERID: idB });
+    expect(checkB.status, checkB.stderr).toBe(0);
+
+    // swap tools: each DELs the other's attachment from the other's cache
+    const delA = tscni(['del', n.net, nsA.path], { ...env, CNI_CACHEDIR: cacheA, CNI_CONTAINERID: idA });
+    expect(delA.status, delA.stderr).toBe(0);
+    const delB = viaCnitool('del', nsB, cacheB, idB, capsB);
+    expect(delB.status, delB.stderr).toBe(0);
+    expect(cacheFiles(cacheA)).toEqual([]);
+    expect(cacheFiles(cacheB)).toEqual([]);
+    expect(reservations(n.dataDir, n.net)).toEqual([]);
+    expect(natRules()).not.toContain(`"${n.net}\\"`);
+    for (const ns of [nsA, nsB]) expect(ipJson<any[]>(['link', 'show'], ns.name).map((l) => l.ifname)).toEqual(['lo']);
+    expect(ipJson<any[]>(['link', 'show', 'master', n.bridge])).toEqual([]);
+  });
+
+  it('GC (1.1.0) after killing namespaces frees exactly the stale attachments, cached or not, and nothing of the live ones or of another network', () => {
+    const dataDir = s.tmpdir();
+    const n = bridgeNetwork(s, { cniVersion: '1.1.0', dataDir });
+    const other = bridgeNetwork(s, { cniVersion: '1.1.0', dataDir, suffix: 'oth' });
+    const cacheDir = s.tmpdir();
+    const env = (net: typeof n) => ({ NETCONFPATH: net.confDir, CNI_PATH: OUR_BIN, CNI_CACHEDIR: cacheDir });
+    const attach = (net: typeof n) => {
+      const ns = s.netns();
+      const id = s.name('c');
+      const caps = net.ports();
+      const add = tscni(['add', net.net, ns.path, '--json', '--cap-args', JSON.stringify(caps)], { ...env(net), CNI_CONTAINERID: id });
+      expect(add.status, add.stderr).toBe(0);
+      expect(add.json.cniVersion).toBe('1.1.0');
+      const ip = add.json.ips[0].address.split('/')[0] as string;
+      return { ns, id, ip, hostPort: caps.portMappings[0]!.hostPort };
+    };
+    const status = tscni(['status', n.net, '--json'], env(n));
+    expect(status.status, status.stderr).toBe(0);
+    expect(status.json).toEqual({ network: n.net, ok: true, checked: true });
+
+    const [live1, live2, dead, lost] = [attach(n), attach(n), attach(n), attach(n)];
+    const elsewhere = attach(other);
+    const rulesOf = (net: typeof n, c: typeof live1) => attachmentRules(net.net, c.id, c.ip, c.hostPort);
+    const before = { live1: rulesOf(n, live1), live2: rulesOf(n, live2), elsewhere: rulesOf(other, elsewhere) };
+    for (const r of Object.values(before)) expect(r.length).toBeGreaterThan(0);
+    // both die; the runtime also lost its record of `lost` (a crash): only the plugins' GC can free it
+    for (const c of [dead, lost, elsewhere]) sh(['ip', 'netns', 'del', c.ns.name]);
+    rmSync(join(cacheDir, 'results', `${n.net}-${lost.id}-eth0`));
+
+    const gc = tscni(['gc', n.net, '--json', '--no-sweep'], env(n));
+    expect(gc.status, gc.stderr).toBe(0);
+    expect(gc.json.pluginsCalled).toBe(true);
+    expect(gc.json.deleted.map((d: any) => d.containerID)).toEqual([dead.id]);
+    expect(gc.json.valid.map((v: any) => v.containerID).sort()).toEqual([live1.id, live2.id].sort());
+
+    expect(reservations(dataDir, n.net)).toEqual([live1.ip, live2.ip].sort());
+    expect(cacheFiles(cacheDir).sort()).toEqual([`${n.net}-${live1.id}-eth0`, `${n.net}-${live2.id}-eth0`, `${other.net}-${elsewhere.id}-eth0`].sort());
+    const rules = natRules();
+    for (const c of [dead, lost]) {
+      expect(rulesOf(n, c)).toEqual([]);
+      expect(rules).not.toContain(`${c.ip}:80`);
+      expect(rules).not.toContain(`--dport ${c.hostPort} `);
     }
-  };
+    // nothing else: the live attachments and the other network's (dead too, but not this network's GC) are intact
+    expect({ live1: rulesOf(n, live1), live2: rulesOf(n, live2), elsewhere: rulesOf(other, elsewhere) }).toEqual(before);
+    expect(reservations(dataDir, other.net)).toEqual([elsewhere.ip]);
+    expect(ipJson<any[]>(['link', 'show', 'master', n.bridge])).toHaveLength(2);
+    expect(pings(live1.ns.name, live2.ip)).toBe(true);
+    expect(tscni(['check', n.net, live1.ns.path], { ...env(n), CNI_CONTAINERID: live1.id }).status).toBe(0);
+
+    // the other network's GC frees its own dead attachment
+    const gcOther = tscni(['gc', other.net, '--json'], env(other));
+    expect(gcOther.status, gcOther.stderr).toBe(0);
+    expect(gcOther.json.deleted.map((d: any) => d.containerID)).toEqual([elsewhere.id]);
+    expect(reservations(dataDir, other.net)).toEqual([]);
+    expect(rulesOf(other, elsewhere)).toEqual([]);
+    expect({ live1: rulesOf(n, live1), live2: rulesOf(n, live2) }).toEqual({ live1: before.live1, live2: before.live2 });
+
+    for (const c of [live1, live2]) expect(tscni(['del', n.net, c.ns.path], { ...env(n), CNI_CONTAINERID: c.id }).status).toBe(0);
+    expect(reservations(dataDir, n.net)).toEqual([]);
+    expect(cacheFiles(cacheDir)).toEqual([]);
+    const after = natRules();
+    for (const net of [n.net, other.net]) expect(after).not.toContain(`"${net}\\"`);
+  });
 });
