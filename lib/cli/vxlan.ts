@@ -7,9 +7,9 @@ import type { KeyValue } from '../etcd/client.ts';
 import { formatCidr, parseSubnet } from '../net/ip.ts';
 import { parseVxlanConf, type Conf } from '../../plugins/vxlan/conf.ts';
 import { etcdClient, etcdPeerInputs, releaseLease, subnetsPrefix } from '../../plugins/vxlan/etcd-registry.ts';
-import { observeNode } from '../../plugins/vxlan/kernel.ts';
+import { observeLinks, observeNode } from '../../plugins/vxlan/kernel.ts';
 import { removeMasq } from '../../plugins/vxlan/masq.ts';
-import { applyPeerChanges, ensureNode, localIdentity, reconcileNode, type Env, type LocalNode, type Reconciled } from '../../plugins/vxlan/node.ts';
+import { applyPeerChanges, ensureNode, localIdentity, peersDigest, reconcileNode, rememberNode, type Env, type LocalNode, type Reconciled } from '../../plugins/vxlan/node.ts';
 import type { Peer, PeerInput } from '../../plugins/vxlan/peers.ts';
 import { filePeers, inlinePeers } from '../../plugins/vxlan/sources.ts';
 import { readState, removeState } from '../../plugins/vxlan/state.ts';
@@ -93,7 +93,7 @@ async function teardown(env: Env, conf: Conf, io: VxlanCliIo): Promise<number> {
     }
   }
   // the device's routes, neighbours and FDB entries go with it
-  const links = (await observeNode(env.exec, conf.device)).links.map((l) => l.ifname);
+  const links = (await observeLinks(env.exec)).links.map((l) => l.ifname);
   const gone = [conf.device, conf.bridge].filter((d) => links.includes(d));
   for (const d of gone) await env.exec.runAsync(['ip', 'link', 'del', d]);
   await removeMasq(env.exec, conf.device);
@@ -110,6 +110,8 @@ const RESYNC_MS = 30_000;
  * watches again, with backoff; routes stay as they are meanwhile.
  */
 async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
+  // the binary keeps code in the interpreter for short plugin calls; a long-running watcher wants the JIT
+  (globalThis as { Bun?: { unsafe?: { setJITPolicy?: (policy: number) => void } } }).Bun?.unsafe?.setJITPolicy?.(1);
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once('SIGINT', onSignal);
@@ -129,11 +131,15 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
         return undefined;
       });
     }
+    let used = node;
     if (!result) {
       const obs = await observeNode(env.exec, conf.device);
-      result = await reconcileNode(env, conf, obs, { ...localIdentity(conf, obs), subnet: node.subnet, leaseId: node.leaseId }, inputs);
+      used = { ...localIdentity(conf, obs), subnet: node.subnet, leaseId: node.leaseId };
+      result = await reconcileNode(env, conf, obs, used, inputs);
     }
     applied = result.applied;
+    // an ADD after this one finds the inputs it applied and skips its own reconcile
+    rememberNode(conf, used, inputs && peersDigest(conf, used, inputs));
     const { summary } = result;
     if (summary.changed || summary.removed || summary.recreated) log.info('reconciled', { ...summary, ms: Math.round((performance.now() - started) * 100) / 100 });
   }, log);
@@ -165,7 +171,7 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
       const endSession = () => session.abort();
       stop.signal.addEventListener('abort', endSession, { once: true });
       try {
-        ({ node, applied } = await ensureNode(env, conf, client));
+        ({ node, applied } = await ensureNode(env, conf, { client }));
         const snapshot = await client.rangePrefix(prefix);
         const kvs = new Map<string, KeyValue>(snapshot.kvs.map((kv) => [kv.key, kv]));
         current = () => etcdPeerInputs(etcd, [...kvs.values()], conf.vni);

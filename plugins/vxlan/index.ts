@@ -5,7 +5,7 @@ import { formatCidr, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
 import { parseVxlanConf, type Conf } from './conf.ts';
 import { planDevice } from './device.ts';
 import { etcdClient, etcdPeerInputs, subnetsPrefix } from './etcd-registry.ts';
-import { ipForwardOn, observeNode } from './kernel.ts';
+import { ipForwardOn, observeLinks, observeNode } from './kernel.ts';
 import { deviceSpec, ensureNode, localIdentity } from './node.ts';
 import { validatePeers, type PeerInput } from './peers.ts';
 import { missingPeerEntries } from './reconcile.ts';
@@ -85,7 +85,7 @@ async function check(ctx: PluginContext): Promise<void> {
   if (diff.lines.length) throw new CniError(ErrorCode.internal, `vxlan device ${conf.device} differs from its config`, diff.recreate ?? diff.lines.join('; '));
   if (!ipForwardOn()) throw new CniError(ErrorCode.internal, 'ip_forward is off on this node');
   const { peers } = validatePeers(await peerInputs(conf), { subnet, ip: node.underlay.ip }, conf.network, conf.vni);
-  const missing = missingPeerEntries(conf.device, peers, obs);
+  const missing = missingPeerEntries(conf.device, peers, obs.peers);
   if (missing.length) throw new CniError(ErrorCode.internal, `missing peer entries on ${conf.device}: ${missing.length}`, missing.slice(0, 20).join('; '));
   await (await bridgePlugin()).check(ctx.withConf(bridgeConf(conf, ctx.cniVersion, subnet, node.mtu), ctx.prevResult));
 }
@@ -98,7 +98,7 @@ export default definePlugin({
     const conf = parseVxlanConf(ctx.conf);
     requireNetns(ctx.netns);
     const bridge = await bridgePlugin();
-    const { node, summary } = await ensureNode(ctx, conf);
+    const { node, summary } = await ensureNode(ctx, conf, { reuse: true });
     ctx.log.debug('node reconciled', { ...summary, subnet: formatCidr(node.subnet) });
     return bridge.add(ctx.withConf(bridgeConf(conf, ctx.cniVersion, node.subnet, node.mtu), ctx.prevResult));
   },
@@ -121,8 +121,8 @@ export default definePlugin({
   async status(ctx) {
     const conf = parseVxlanConf(ctx.conf);
     if (!knownSubnet(conf)) throw new CniError(ErrorCode.pluginNotAvailable, 'this node has no subnet yet', 'run an ADD or `tscni vxlan sync`');
-    const obs = await observeNode(ctx.exec, conf.device);
-    const device = obs.links.find((l) => l.ifname === conf.device);
+    const { links } = await observeLinks(ctx.exec);
+    const device = links.find((l) => l.ifname === conf.device);
     if (!device?.flags.includes('UP')) throw new CniError(ErrorCode.pluginNotAvailable, `vxlan device ${conf.device} is not up`);
   },
 });

@@ -1,41 +1,89 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Exec } from '../../lib/exec.ts';
 import { ProcessError } from '../../lib/exec.ts';
-import { ipBatch, parseIpJson } from '../../lib/ip/ip.ts';
+import { batchLine, ipBatch, parseIpJson } from '../../lib/ip/ip.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
 import type { FdbEntry, IpNeigh, IpRoute, PeerState } from './reconcile.ts';
 
-/** The node's network state the overlay decides from: read in one `ip` and one `bridge` spawn. */
-export interface NodeObservation extends PeerState {
+/** The node's links and default route: enough to know the underlay and whether the device is right. */
+export interface NodeLinks {
   links: IpLink[];
+  /** The default route(s) of the main table. */
+  routes: IpRoute[];
 }
 
+/** Links plus what the VXLAN device holds for its peers. */
+export interface NodeObservation extends NodeLinks {
+  peers: PeerState;
+}
+
+const LINK_LINES = ['addr show', 'route show default'];
+
+/**
+ * `ip -d -json -force -batch`: one spawn for several reads, each printing one JSON array. Reads
+ * filtered to a device that does not exist fail alone ("Cannot find device") and print nothing;
+ * they come last, so the arrays that are there are the first ones asked for.
+ */
+async function ipReads(exec: Exec, lines: readonly string[]): Promise<unknown[][]> {
+  const out = await exec.runAsync(['ip', '-d', '-json', '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure: true });
+  const unexpected = out.stderr.split('\n').filter((l) => l && !l.startsWith('Command failed') && !l.startsWith('Cannot find device'));
+  if (out.status !== 0 && unexpected.length) throw new ProcessError(out);
+  const text = out.stdout.trim();
+  return text ? (JSON.parse(`[${text.replace(/\]\s*\[/g, '],[')}]`) as unknown[][]) : [];
+}
+
+const deviceLines = (device: string) => [batchLine('route', 'show', 'dev', device), batchLine('neigh', 'show', 'dev', device)];
+
+async function readFdb(exec: Exec, device: string): Promise<FdbEntry[]> {
+  const out = await exec.runAsync(['bridge', '-json', 'fdb', 'show', 'dev', device], { allowFailure: true });
+  return out.status === 0 ? parseIpJson<FdbEntry[]>(out.stdout) : [];
+}
+
+/** Links and default route in one `ip` spawn (what STATUS, teardown and an unchanged ADD need). */
+export async function observeLinks(exec: Exec): Promise<NodeLinks> {
+  const [links = [], routes = []] = (await ipReads(exec, LINK_LINES)) as [IpLink[]?, IpRoute[]?];
+  return { links, routes };
+}
+
+/** The device's routes, neighbours and FDB entries: one `ip` and one `bridge` spawn, in parallel. */
+export async function observePeerState(exec: Exec, device: string): Promise<PeerState> {
+  const [[routes = [], neighs = []], fdb] = await Promise.all([ipReads(exec, deviceLines(device)) as Promise<[IpRoute[]?, IpNeigh[]?]>, readFdb(exec, device)]);
+  return { routes, neighs, fdb };
+}
+
+/** Everything a full reconcile decides from, in one `ip` and one `bridge` spawn, in parallel. */
 export async function observeNode(exec: Exec, device: string): Promise<NodeObservation> {
-  // three reads in parallel: with 1,000 peers each dump costs a few ms of ip/bridge printing JSON
-  const [ipOut, routeOut, fdbOut] = await Promise.all([
-    // -d: addr show then carries each link's vxlan details
-    exec.runAsync(['ip', '-d', '-json', '-batch', '-'], { input: 'addr show\nneigh show\n' }),
-    exec.runAsync(['ip', '-json', 'route', 'show']),
-    exec.runAsync(['bridge', '-json', 'fdb', 'show', 'dev', device], { allowFailure: true }),
+  const [[links = [], routes = [], peerRoutes = [], neighs = []], fdb] = await Promise.all([
+    ipReads(exec, [...LINK_LINES, ...deviceLines(device)]) as Promise<[IpLink[]?, IpRoute[]?, IpRoute[]?, IpNeigh[]?]>,
+    readFdb(exec, device),
   ]);
-  const [links = [], neighs = []] = parseIpJson<[IpLink[], IpNeigh[]]>(ipOut.stdout);
-  const routes = parseIpJson<IpRoute[]>(routeOut.stdout);
-  const fdb = fdbOut.status === 0 ? parseIpJson<FdbEntry[]>(fdbOut.stdout) : [];
-  return { links, routes, neighs, fdb };
+  return { links, routes, peers: { routes: peerRoutes, neighs, fdb } };
 }
 
-/** One `ip -batch` then one `bridge -batch`: the routes/neighbours before the FDB they lead to. */
-export async function applyNode(exec: Exec, ipLines: readonly string[], bridgeLines: readonly string[]): Promise<void> {
-  if (ipLines.length) await ipBatch(exec, ipLines);
-  if (bridgeLines.length) {
-    const out = await exec.runAsync(['bridge', '-batch', '-'], { input: bridgeLines.join('\n') + '\n', allowFailure: true });
-    if (out.status !== 0) {
-      const m = /Command failed -:(\d+)/.exec(out.stderr);
-      const line = m ? bridgeLines[Number(m[1]) - 1] : undefined;
-      if (line) throw new Error(`bridge: "${line}": ${out.stderr.split('\n').filter((l) => l && !l.startsWith('Command failed')).join('; ')}`);
-      throw new ProcessError(out);
-    }
+/**
+ * One `ip -batch` and one `bridge -batch`. On a device that exists they run side by side (a route,
+ * its neighbour and its FDB entry are independent kernel objects); a device this batch creates must
+ * exist before the FDB entries that name it.
+ */
+export async function applyNode(exec: Exec, ipLines: readonly string[], bridgeLines: readonly string[], deviceExists: boolean): Promise<void> {
+  if (deviceExists) {
+    const [ip, bridge] = await Promise.allSettled([ipBatch(exec, ipLines), bridgeBatch(exec, bridgeLines)]);
+    if (ip.status === 'rejected') throw ip.reason;
+    if (bridge.status === 'rejected') throw bridge.reason;
+    return;
   }
+  await ipBatch(exec, ipLines);
+  await bridgeBatch(exec, bridgeLines);
+}
+
+async function bridgeBatch(exec: Exec, lines: readonly string[]): Promise<void> {
+  if (!lines.length) return;
+  const out = await exec.runAsync(['bridge', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure: true });
+  if (out.status === 0) return;
+  const m = /Command failed -:(\d+)/.exec(out.stderr);
+  const line = m ? lines[Number(m[1]) - 1] : undefined;
+  if (line) throw new Error(`bridge: "${line}": ${out.stderr.split('\n').filter((l) => l && !l.startsWith('Command failed')).join('; ')}`);
+  throw new ProcessError(out);
 }
 
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';

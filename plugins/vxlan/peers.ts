@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { canonicalIp, containsCidr, formatCidr, formatIp, network, overlaps, parseIp, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
+import { canonicalIp, formatCidr, formatIp, network, parseIp, type Cidr } from '../../lib/net/ip.ts';
 
 /** A remote node as the kernel needs it: its pod subnet, underlay address and VTEP identity. */
 export interface Peer {
@@ -31,7 +31,21 @@ export interface Self {
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
-const hex2 = (b: number) => b.toString(16).padStart(2, '0');
+const HEX2 = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/**
+ * IPv4 in canonical text only (octets 0-255 without leading zeros, prefix 0-32), as lib/net
+ * accepts it: a peer list is checked with one native regex per field instead of bigint parsing,
+ * and the text is then already the canonical form. Anything else is rejected, or is IPv6.
+ */
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const V4 = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
+const V4_CIDR = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}/(3[0-2]|[12]?[0-9])$`);
+
+const v4Value = (m: RegExpExecArray) => ((Number(m[1]) * 256 + Number(m[2])) * 256 + Number(m[3])) * 256 + Number(m[4]);
+
+/** `0a:<vni>:<a>:<b>:<c>:<d>` from an IPv4 address's octets. */
+const v4Mac = (vni: number, m: RegExpExecArray) => `0a:${HEX2[vni & 0xff]}:${HEX2[Number(m[1])]}:${HEX2[Number(m[2])]}:${HEX2[Number(m[3])]}:${HEX2[Number(m[4])]}`;
 
 /**
  * A stable VTEP MAC from VNI and underlay IP: locally administered, unicast. Every node computes
@@ -40,10 +54,11 @@ const hex2 = (b: number) => b.toString(16).padStart(2, '0');
  * `bridge fdb`); an IPv6 one is hashed.
  */
 export function vtepMac(vni: number, ip: string): string {
-  const v4 = parseIp(ip)?.family === 4 ? ip.split('.').map(Number) : undefined;
-  const bytes = v4 ? [0x0a, vni & 0xff, ...v4] : [...createHash('sha256').update(`tscni-vxlan/${vni}/${ip}`).digest().subarray(0, 6)];
-  if (!v4) bytes[0] = (bytes[0]! & 0xfc) | 0x02;
-  return bytes.map(hex2).join(':');
+  const v4 = V4.exec(ip);
+  if (v4) return v4Mac(vni, v4);
+  const bytes = [...createHash('sha256').update(`tscni-vxlan/${vni}/${ip}`).digest().subarray(0, 6)];
+  bytes[0] = (bytes[0]! & 0xfc) | 0x02;
+  return bytes.map((b) => HEX2[b]).join(':');
 }
 
 export const vtepIp = (subnet: Cidr) => formatIp(network(subnet));
@@ -57,11 +72,10 @@ class IntervalSet<T> {
   /** The stored range overlapping [start, end], if any. */
   overlapping([start, end]: [number, number]): T | undefined {
     const i = this.lowerBound(start);
-    for (const j of [i - 1, i]) {
-      const it = this.items[j];
-      if (it && it.start <= end && start <= it.end) return it.value;
-    }
-    return undefined;
+    const before = this.items[i - 1];
+    if (before && before.end >= start) return before.value;
+    const at = this.items[i];
+    return at && at.start <= end ? at.value : undefined;
   }
 
   insert([start, end]: [number, number], value: T): void {
@@ -88,15 +102,20 @@ function isUnicastMac(mac: string): boolean {
 /**
  * Validates peer entries against the cluster and this node. Bad entries are rejected one by one
  * with a reason, never the whole set: a typo in one node's entry must not take the others' routes.
- * First come wins on a conflict (file order; etcd create order).
+ * First come wins on a conflict (file order; etcd create order). Runs on every reconcile over every
+ * peer, so IPv4 is checked as numbers from one regex match (see V4_CIDR), not through bigints.
  */
 export function validatePeers(inputs: readonly PeerInput[], self: Self, network: Cidr, vni: number): { peers: Peer[]; rejected: Rejected[] } {
   const peers: Peer[] = [];
-  const accepted = new IntervalSet<{ subnet: Cidr; origin: string }>();
+  const accepted = new IntervalSet<{ subnet: string; origin: string }>();
   const rejected: Rejected[] = [];
   const byIp = new Map<string, string>();
   const byMac = new Map<string, string>();
   const selfFamily = parseIp(self.ip)?.family;
+  const selfSubnet = formatCidr(self.subnet);
+  const [selfStart, selfEnd] = span(self.subnet);
+  const [netStart, netEnd] = span(network);
+  const netText = formatCidr(network);
   for (const { origin, entry } of inputs) {
     const reject = (reason: string) => void rejected.push({ origin, reason });
     if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
@@ -108,44 +127,48 @@ export function validatePeers(inputs: readonly PeerInput[], self: Self, network:
       reject('needs "subnet" and "ip" strings');
       continue;
     }
-    const subnet = parseSubnet(e.subnet);
-    if (!subnet || subnet.ip.family !== 4) {
+    const cidr = V4_CIDR.exec(e.subnet);
+    const prefix = cidr ? Number(cidr[5]) : 0;
+    const start = cidr ? v4Value(cidr) : 0;
+    const end = start + 2 ** (32 - prefix) - 1;
+    if (!cidr || start % 2 ** (32 - prefix) !== 0) {
       reject(`subnet ${JSON.stringify(e.subnet)} is not an IPv4 CIDR without host bits`);
       continue;
     }
-    const ip = canonicalIp(e.ip);
+    const subnet = e.subnet; // canonical: V4_CIDR admits no other spelling
+    const v4 = V4.exec(e.ip);
+    const ip = v4 ? e.ip : canonicalIp(e.ip);
     if (!ip) {
       reject(`ip ${JSON.stringify(e.ip)} is not an IP address`);
       continue;
     }
     if (ip === self.ip) {
-      if (formatCidr(subnet) !== formatCidr(self.subnet)) reject(`claims our underlay address ${ip} with subnet ${formatCidr(subnet)}, ours is ${formatCidr(self.subnet)}`);
+      if (subnet !== selfSubnet) reject(`claims our underlay address ${ip} with subnet ${subnet}, ours is ${selfSubnet}`);
       continue; // ourselves
     }
-    if (parseIp(ip)!.family !== selfFamily) {
+    if ((v4 ? 4 : 6) !== selfFamily) {
       reject(`ip ${ip} is not of our underlay's family (IPv${selfFamily})`);
       continue;
     }
-    if (!containsCidr(network, subnet) || subnet.prefix === network.prefix) {
-      reject(`subnet ${formatCidr(subnet)} is not a subnet of the cluster network ${formatCidr(network)}`);
+    if (start < netStart || end > netEnd || prefix === network.prefix) {
+      reject(`subnet ${subnet} is not a subnet of the cluster network ${netText}`);
       continue;
     }
-    if (overlaps(subnet, self.subnet)) {
-      reject(`subnet ${formatCidr(subnet)} claims our subnet ${formatCidr(self.subnet)}`);
+    if (start <= selfEnd && selfStart <= end) {
+      reject(`subnet ${subnet} claims our subnet ${selfSubnet}`);
       continue;
     }
-    const range = span(subnet);
-    const clash = accepted.overlapping(range);
+    const clash = accepted.overlapping([start, end]);
     if (clash) {
-      reject(`subnet ${formatCidr(subnet)} overlaps ${formatCidr(clash.subnet)} of ${clash.origin}`);
+      reject(`subnet ${subnet} overlaps ${clash.subnet} of ${clash.origin}`);
       continue;
     }
     if (byIp.has(ip)) {
       reject(`ip ${ip} already belongs to ${byIp.get(ip)}`);
       continue;
     }
-    const mac = e.mac === undefined ? vtepMac(vni, ip) : typeof e.mac === 'string' ? e.mac.toLowerCase() : '';
-    if (!isUnicastMac(mac)) {
+    const mac = e.mac === undefined ? (v4 ? v4Mac(vni, v4) : vtepMac(vni, ip)) : typeof e.mac === 'string' ? e.mac.toLowerCase() : '';
+    if (e.mac !== undefined && !isUnicastMac(mac)) {
       reject(`mac ${JSON.stringify(e.mac)} is not a unicast MAC address`);
       continue;
     }
@@ -153,10 +176,10 @@ export function validatePeers(inputs: readonly PeerInput[], self: Self, network:
       reject(`mac ${mac} already belongs to ${byMac.get(mac)}`);
       continue;
     }
-    accepted.insert(range, { subnet, origin });
+    accepted.insert([start, end], { subnet, origin });
     byIp.set(ip, origin);
     byMac.set(mac, origin);
-    peers.push({ subnet: formatCidr(subnet), ip, mac, vtep: vtepIp(subnet) });
+    peers.push({ subnet, ip, mac, vtep: subnet.slice(0, subnet.indexOf('/')) });
   }
   return { peers, rejected };
 }

@@ -43,57 +43,57 @@ const isV4 = (s: string) => !s.includes(':');
 /**
  * Desired minus current gives the `replace` lines, current minus desired the `del` lines; entries
  * already right are left alone. `replace` everywhere: `bridge fdb append` on an existing MAC is a
- * silent no-op, which would leave a moved node unreachable.
+ * silent no-op, which would leave a moved node unreachable. Peer fields go into lines as they are:
+ * they are the canonical text `validatePeers` made (digits, dots, colons, hex); the device name is
+ * checked once here.
  */
 export function planPeers(device: string, peers: readonly Peer[], current: PeerState): PeerPlan {
-  const routes = new Map(current.routes.filter((r) => r.gateway && (r.dev === undefined || r.dev === device) && r.protocol !== 'kernel').map((r) => [r.dst, r]));
-  const neighs = new Map(current.neighs.filter((n) => isV4(n.dst) && (n.dev === undefined || n.dev === device)).map((n) => [n.dst, n]));
+  const dev = batchLine(device);
+  const onDevice = (d: string | undefined) => d === undefined || d === device;
+  const routes = new Map<string, IpRoute>();
+  for (const r of current.routes) if (r.gateway && onDevice(r.dev) && r.protocol !== 'kernel') routes.set(r.dst, r);
+  const neighs = new Map<string, IpNeigh>();
+  for (const n of current.neighs) if (isV4(n.dst) && onDevice(n.dev)) neighs.set(n.dst, n);
   const fdb = new Map<string, FdbEntry[]>();
   for (const f of current.fdb) {
-    if ((f.ifname !== undefined && f.ifname !== device) || !f.flags?.includes('self') || !f.dst) continue;
-    fdb.set(f.mac, [...(fdb.get(f.mac) ?? []), f]);
+    if (!onDevice(f.ifname) || !f.flags?.includes('self') || !f.dst) continue;
+    const same = fdb.get(f.mac);
+    if (same) same.push(f);
+    else fdb.set(f.mac, [f]);
   }
 
   const ipAdd: string[] = [];
-  const ipDel: string[] = [];
-  const bridgeLines: string[] = [];
-  const wanted = { routes: new Set<string>(), neighs: new Set<string>(), macs: new Set<string>() };
+  const bridgeAdd: string[] = [];
   let changed = 0;
+  // what is left in the maps after this loop belongs to no peer
   for (const p of peers) {
     let differs = false;
-    wanted.routes.add(p.subnet);
-    wanted.neighs.add(p.vtep);
-    wanted.macs.add(p.mac);
     const n = neighs.get(p.vtep);
+    neighs.delete(p.vtep);
     if (!n || n.lladdr !== p.mac || !n.state?.includes('PERMANENT')) {
-      ipAdd.push(batchLine('neigh', 'replace', p.vtep, 'lladdr', p.mac, 'dev', device, 'nud', 'permanent'));
+      ipAdd.push(`neigh replace ${p.vtep} lladdr ${p.mac} dev ${dev} nud permanent`);
       differs = true;
     }
     const r = routes.get(p.subnet);
+    routes.delete(p.subnet);
     if (!r || r.gateway !== p.vtep || !r.flags?.includes('onlink')) {
-      ipAdd.push(batchLine('route', 'replace', p.subnet, 'via', p.vtep, 'dev', device, 'onlink'));
+      ipAdd.push(`route replace ${p.subnet} via ${p.vtep} dev ${dev} onlink`);
       differs = true;
     }
-    const f = fdb.get(p.mac) ?? [];
-    if (f.length !== 1 || f[0]!.dst !== p.ip || f[0]!.state !== 'permanent') {
+    const f = fdb.get(p.mac);
+    fdb.delete(p.mac);
+    if (f?.length !== 1 || f[0]!.dst !== p.ip || f[0]!.state !== 'permanent') {
       // several remotes for one MAC (an old `append`): clear them, `replace` only swaps the first
-      if (f.length > 1) bridgeLines.push(batchLine('fdb', 'del', p.mac, 'dev', device, 'self'));
-      bridgeLines.push(batchLine('fdb', 'replace', p.mac, 'dev', device, 'dst', p.ip, 'self', 'permanent'));
+      if (f && f.length > 1) bridgeAdd.push(`fdb del ${p.mac} dev ${dev} self`);
+      bridgeAdd.push(`fdb replace ${p.mac} dev ${dev} dst ${p.ip} self permanent`);
       differs = true;
     }
     if (differs) changed++;
   }
-  let removed = 0;
-  for (const dst of [...routes.keys()].sort()) {
-    if (!wanted.routes.has(dst)) (ipDel.push(batchLine('route', 'del', dst, 'dev', device)), removed++);
-  }
-  for (const dst of [...neighs.keys()].sort()) {
-    if (!wanted.neighs.has(dst)) (ipDel.push(batchLine('neigh', 'del', dst, 'dev', device)), removed++);
-  }
-  for (const mac of [...fdb.keys()].sort()) {
-    if (!wanted.macs.has(mac)) (bridgeLines.unshift(batchLine('fdb', 'del', mac, 'dev', device, 'self')), removed++);
-  }
-  return { ip: [...ipDel, ...ipAdd], bridge: bridgeLines, changed, removed };
+  // leftovers come from the kernel, not from validated peers: these lines check every token
+  const ipDel = [...[...routes.keys()].sort().map((dst) => batchLine('route', 'del', dst, 'dev', device)), ...[...neighs.keys()].sort().map((dst) => batchLine('neigh', 'del', dst, 'dev', device))];
+  const bridgeDel = [...fdb.keys()].sort().map((mac) => batchLine('fdb', 'del', mac, 'dev', device, 'self'));
+  return { ip: [...ipDel, ...ipAdd], bridge: [...bridgeDel, ...bridgeAdd], changed, removed: ipDel.length + bridgeDel.length };
 }
 
 /** Entries a CHECK finds missing or wrong, one readable line per peer. */

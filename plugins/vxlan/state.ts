@@ -7,6 +7,8 @@ export interface NodeState {
   ip: string;
   mac: string;
   leaseId?: string;
+  /** `peersDigest` of the last reconcile that applied cleanly. */
+  digest?: string;
 }
 
 const file = (stateDir: string, device: string) => join(stateDir, `${device}.json`);
@@ -15,7 +17,7 @@ export function readState(stateDir: string, device: string): NodeState | undefin
   try {
     const v = JSON.parse(readFileSync(file(stateDir, device), 'utf8')) as Partial<NodeState>;
     if (typeof v.subnet !== 'string' || typeof v.ip !== 'string' || typeof v.mac !== 'string') return undefined;
-    return { subnet: v.subnet, ip: v.ip, mac: v.mac, ...(typeof v.leaseId === 'string' ? { leaseId: v.leaseId } : {}) };
+    return { subnet: v.subnet, ip: v.ip, mac: v.mac, ...(typeof v.leaseId === 'string' ? { leaseId: v.leaseId } : {}), ...(typeof v.digest === 'string' ? { digest: v.digest } : {}) };
   } catch {
     return undefined;
   }

@@ -3,7 +3,7 @@ import { parseVxlanConf } from '../../plugins/vxlan/conf.ts';
 import { etcdPeerInputs, leaseValue } from '../../plugins/vxlan/etcd-registry.ts';
 import { validatePeers, vtepMac, type PeerInput } from '../../plugins/vxlan/peers.ts';
 import { prefixEnd } from '../../lib/etcd/client.ts';
-import { parseSubnet } from '../../lib/net/ip.ts';
+import { canonicalIp, formatCidr, parseSubnet } from '../../lib/net/ip.ts';
 
 const network = parseSubnet('10.244.0.0/16')!;
 const self = { subnet: parseSubnet('10.244.1.0/24')!, ip: '192.168.100.1' };
@@ -48,6 +48,23 @@ describe('validatePeers', () => {
       'peers[9]: mac "01:00:5e:00:00:01" is not a unicast MAC address',
       'peers[10]: ip fd00::1 is not of our underlay\'s family (IPv4)',
     ]);
+  });
+
+  it('accepts exactly the subnet and address spellings lib/net accepts, in canonical form', () => {
+    const cluster = parseSubnet('10.0.0.0/8')!;
+    const wide = { subnet: parseSubnet('10.200.0.0/24')!, ip: '192.168.100.1' };
+    const subnets = ['10.1.0.0/16', '10.1.2.0/24', '10.255.255.252/30', '10.1.2.3/32', '010.1.2.0/24', '10.1.2.0/024', '10.1.2.0/33', '10.256.0.0/16', '10.1.2.0', '10.1.2.0/', ' 10.1.2.0/24', '10.1.2.0/24 ', '10.1.2.128/24', 'fd00::/64', '10.1.2.0/8'];
+    for (const [i, subnet] of subnets.entries()) {
+      const libnet = parseSubnet(subnet);
+      const want = !!libnet && libnet.ip.family === 4 && formatCidr(libnet) === subnet && libnet.prefix > 8;
+      const { peers } = validatePeers(inputs({ subnet, ip: `192.168.101.${i + 1}` }), wide, cluster, 1);
+      expect(peers.length === 1, subnet).toBe(want);
+    }
+    const ips = ['192.168.101.7', '192.168.101.07', '192.168.101.256', '192.168.101', '192.168.101.7 ', '0.0.0.0', '255.255.255.255'];
+    for (const [i, ip] of ips.entries()) {
+      const { peers } = validatePeers(inputs({ subnet: `10.9.${i}.0/24`, ip }), wide, cluster, 1);
+      expect(peers.map((p) => p.ip), ip).toEqual(canonicalIp(ip) === ip ? [ip] : []);
+    }
   });
 
   it('derives a stable, locally administered unicast MAC per VNI and IP', () => {
