@@ -9,7 +9,7 @@ import { Scope, tryRun } from '../support/scope.ts';
 import { Checks } from './support/checks.ts';
 import { Containerd } from './support/containerd.ts';
 import { CriClient } from './support/cri.ts';
-import { bridgePorts, existingChains, firewallLines, freeHostPort, freeSubnet, httpGet, ncGet, perContainerChains, purgeRules, reservations, RuntimeScratch } from './support/host.ts';
+import { bridgePorts, existingChains, firewallLines, freeHostPort, freeSubnet, httpGet, ncGet, perContainerChains, purgeRules, reservations, RuntimeScratch, SharedChains } from './support/host.ts';
 import { buildImage, IMAGE_REF } from './support/image.ts';
 import { missingPlugins, PLUGIN_DIR, PluginDir } from './support/plugins.ts';
 
@@ -37,6 +37,7 @@ describe('containerd 1.6 CRI plugin (the kubelet path)', () => {
   const token = `tscni-${s.prefix}`;
   const dns = { servers: ['10.96.0.10'], searches: [`${s.prefix}.svc.cluster.local`], options: ['ndots:5'] };
   const scratch = new RuntimeScratch(['/run/containerd', '/var/lib/cni'], [NS]);
+  const shared = new SharedChains();
   let containerd: Containerd;
   let cri: CriClient;
   let dataDir: string;
@@ -81,6 +82,7 @@ describe('containerd 1.6 CRI plugin (the kubelet path)', () => {
     await containerd?.stop();
     s.dispose();
     purgeRules(patterns());
+    shared.removeIfMade();
     scratch.remove();
   });
 

@@ -7,7 +7,7 @@ import { writeConflist } from '../support/cni.ts';
 import { Scope, tryRun } from '../support/scope.ts';
 import { Checks } from './support/checks.ts';
 import { Containerd, placeAt } from './support/containerd.ts';
-import { bridgePorts, existingChains, firewallLines, freeSubnet, perContainerChains, purgeRules, reservations, RuntimeScratch } from './support/host.ts';
+import { bridgePorts, existingChains, firewallLines, freeSubnet, perContainerChains, purgeRules, reservations, RuntimeScratch, SharedChains } from './support/host.ts';
 import { buildImage, IMAGE_REF } from './support/image.ts';
 import { PLUGIN_DIR, PluginDir } from './support/plugins.ts';
 
@@ -21,6 +21,7 @@ describe('containerd 1.6: ctr run --cni', () => {
   const bridge = s.link(`${s.prefix}br0`);
   const { subnet, prefix } = freeSubnet();
   const scratch = new RuntimeScratch(['/run/containerd', '/var/lib/cni'], [NS]);
+  const shared = new SharedChains();
   let containerd: Containerd;
   let runInNs: string;
   let dataDir: string;
@@ -67,6 +68,7 @@ describe('containerd 1.6: ctr run --cni', () => {
     await containerd?.stop();
     s.dispose();
     purgeRules(patterns());
+    shared.removeIfMade();
     scratch.remove();
   });
 

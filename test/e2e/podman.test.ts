@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ipJson } from '../support/kernel.ts';
 import { Scope } from '../support/scope.ts';
 import { Checks } from './support/checks.ts';
-import { bridgePorts, firewallLines, freeHostPort, freeSubnet, httpGet, ncGet, perContainerChains, existingChains, purgeRules, reservations, RuntimeScratch } from './support/host.ts';
+import { bridgePorts, firewallLines, freeHostPort, freeSubnet, httpGet, ncGet, perContainerChains, existingChains, purgeRules, reservations, RuntimeScratch, SharedChains } from './support/host.ts';
 import { buildImage } from './support/image.ts';
 import { Podman } from './support/podman.ts';
 import { PluginDir } from './support/plugins.ts';
@@ -22,6 +22,7 @@ describe('podman (CNI backend)', () => {
   const hostPort = freeHostPort();
   const token = `tscni-${s.prefix}`;
   const scratch = new RuntimeScratch(['/var/lib/cni', '/var/lib/containers', '/run/runc'], ['libpod_parent']);
+  const shared = new SharedChains();
   let podman: Podman;
   let dataDir: string;
   const ids: Record<'web' | 'peer', string> = { web: '', peer: '' };
@@ -51,6 +52,7 @@ describe('podman (CNI backend)', () => {
   afterAll(() => {
     s.dispose();
     purgeRules(patterns());
+    shared.removeIfMade();
     scratch.remove();
   });
 

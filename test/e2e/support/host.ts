@@ -2,6 +2,9 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { connect, isIP } from 'node:net';
 import { join } from 'node:path';
+import { parseIptablesSave } from '../../../lib/netfilter/iptables.ts';
+import { FORWARD_CHAIN, planFirewallDel } from '../../../plugins/firewall/plan.ts';
+import { DNAT_CHAIN, planIptablesDel } from '../../../plugins/portmap/iptables.ts';
 import { ipJson } from '../../support/kernel.ts';
 import { tryRun } from '../../support/scope.ts';
 
@@ -132,3 +135,39 @@ export function purgeRules(patterns: readonly RegExp[]): void {
     if (script.length) tryRun([restore, '--noflush'], script.join('\n') + '\n');
   }
 }
+
+/**
+ * The shared chains firewall (CNI-FORWARD, CNI-ADMIN) and portmap (CNI-HOSTPORT-*) leave after their
+ * last container: the reference plugins 1.1.1 never remove them (ours do). Made at describe time,
+ * `removeIfMade()` after the run removes those that were not there before and that nothing uses,
+ * planned by our plugins' own DEL plans: rule by rule, so a concurrent writer fails the transaction.
+ */
+export class SharedChains {
+  private readonly before = new Map(FAMILY_TOOLS.map(([save]) => [save, SharedChains.present(save)]));
+
+  private static present(save: string): { forward: boolean; hostport: boolean } {
+    const chains = (table: string) => parseIptablesSave(tryRun([save, '-t', table]).stdout).chains;
+    return { forward: chains('filter').includes(FORWARD_CHAIN), hostport: chains('nat').includes(DNAT_CHAIN) };
+  }
+
+  removeIfMade(): void {
+    for (const [save, restore] of FAMILY_TOOLS) {
+      const was = this.before.get(save)!;
+      const script: string[] = [];
+      if (!was.forward) {
+        const lines = planFirewallDel(parseIptablesSave(tryRun([save, '-t', 'filter']).stdout), 'none', () => false);
+        if (lines.length) script.push('*filter', ...lines, 'COMMIT');
+      }
+      if (!was.hostport) {
+        const lines = planIptablesDel(parseIptablesSave(tryRun([save, '-t', 'nat']).stdout), []);
+        if (lines.length) script.push('*nat', ...lines, 'COMMIT');
+      }
+      if (script.length) tryRun([restore, '-w', '--noflush'], script.join('\n') + '\n');
+    }
+  }
+}
+
+const FAMILY_TOOLS = [
+  ['iptables-save', 'iptables-restore'],
+  ['ip6tables-save', 'ip6tables-restore'],
+] as const;
