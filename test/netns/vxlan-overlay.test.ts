@@ -247,10 +247,43 @@ describe('vxlan overlay (file peers)', () => {
     expect(check.status).toBe(1);
     expect(check.json.msg).toMatch(/missing peer entries/);
     expect(check.json.details).toContain('neigh replace 10.244.2.0');
-    // the next ADD (or sync) repairs it
+    // sync repairs it (an ADD whose peers did not change leaves the peer entries alone)
     const sync = tscni(n1!, 'vxlan', 'sync', '--conf', n1!.confFile);
     expect(sync.status, sync.stderr).toBe(0);
     expect(JSON.parse(sync.stdout)).toMatchObject({ subnet: '10.244.1.0/24', peers: 1, changed: 1 });
+  });
+
+  it('an ADD with unchanged peers skips the peer reconcile; a changed peers file is applied by the next ADD; CHECK and sync still compare with the kernel', () => {
+    const c = new Cluster(s);
+    const [n1] = [1, 2, 3].map((i) => c.addNode(i));
+    c.writePeers(c.peerEntries().slice(0, 2));
+    const add = () => {
+      const pod = { path: s.netns('p').path, id: s.name('c') };
+      const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: pod.id, CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN, TSCNI_LOG: 'debug' };
+      const r = inNode(n1!, [join(OUR_BIN, 'vxlan')], env, JSON.stringify(n1!.conf));
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      const line = r.stderr.split('\n').find((l) => l.includes('"node reconciled"'));
+      expect(line, r.stderr).toBeDefined();
+      return { pod, summary: JSON.parse(line!) };
+    };
+    expect(add().summary).toMatchObject({ peers: 1, changed: 1, removed: 0 });
+    expect(add().summary).toMatchObject({ unchanged: true });
+    c.writePeers(c.peerEntries());
+    expect(add().summary).toMatchObject({ peers: 2, changed: 1 });
+    expect(peerRoutes(n1!)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+    // an entry removed behind our back: the skipping ADD does not see it, CHECK does, sync repairs it
+    inNode(n1!, ['ip', 'route', 'del', '10.244.3.0/24', 'dev', DEVICE]);
+    const { pod, summary } = add();
+    expect(summary).toMatchObject({ unchanged: true });
+    const check = plugin(n1!, 'CHECK', pod, { ...n1!.conf, prevResult: undefined });
+    expect(check.json?.msg ?? '', check.stdout).toMatch(/missing peer entries/);
+    const sync = tscni(n1!, 'vxlan', 'sync', '--conf', n1!.confFile);
+    expect(JSON.parse(sync.stdout)).toMatchObject({ peers: 2, changed: 1 });
+    expect(peerRoutes(n1!)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+    // a device that is not as specified (here: down) is never skipped
+    inNode(n1!, ['ip', 'link', 'set', DEVICE, 'down']);
+    expect(add().summary).toMatchObject({ peers: 2, changed: 2 });
+    expect(peerRoutes(n1!)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
   });
 
   it('follows the peers file with sync --watch: join, move, leave; bad entries are rejected and break nothing', async () => {
