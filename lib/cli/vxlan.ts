@@ -6,7 +6,7 @@ import { processExec } from '../exec.ts';
 import type { KeyValue } from '../etcd/client.ts';
 import { formatCidr, parseSubnet } from '../net/ip.ts';
 import { parseVxlanConf, type Conf } from '../../plugins/vxlan/conf.ts';
-import { etcdClient, etcdPeerInputs, releaseLease, subnetsPrefix } from '../../plugins/vxlan/etcd-registry.ts';
+import { byCreation, etcdClient, etcdPeerInput, releaseLease, subnetsPrefix } from '../../plugins/vxlan/etcd-registry.ts';
 import { observeLinks, observeNode } from '../../plugins/vxlan/kernel.ts';
 import { removeMasq } from '../../plugins/vxlan/masq.ts';
 import { applyPeerChanges, ensureNode, localIdentity, peersDigest, reconcileNode, rememberNode, type Env, type LocalNode, type Reconciled } from '../../plugins/vxlan/node.ts';
@@ -138,10 +138,10 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
       result = await reconcileNode(env, conf, obs, used, inputs);
     }
     applied = result.applied;
-    // an ADD after this one finds the inputs it applied and skips its own reconcile
-    rememberNode(conf, used, inputs && peersDigest(conf, used, inputs));
     const { summary } = result;
     if (summary.changed || summary.removed || summary.recreated) log.info('reconciled', { ...summary, ms: Math.round((performance.now() - started) * 100) / 100 });
+    // an ADD after this finds the inputs applied here and skips its own reconcile
+    rememberNode(conf, used, inputs && peersDigest(conf, used, inputs));
   }, log);
   const tick = setInterval(() => ((applied = undefined), serial()), RESYNC_MS);
   try {
@@ -173,8 +173,11 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
       try {
         ({ node, applied } = await ensureNode(env, conf, { client }));
         const snapshot = await client.rangePrefix(prefix);
-        const kvs = new Map<string, KeyValue>(snapshot.kvs.map((kv) => [kv.key, kv]));
-        current = () => etcdPeerInputs(etcd, [...kvs.values()], conf.vni);
+        // each entry is turned into a peer input once, when it arrives: an event changes one of 1,000
+        const entries = new Map<string, { kv: KeyValue; input: PeerInput }>();
+        const keep = (kv: KeyValue) => entries.set(kv.key, { kv, input: etcdPeerInput(etcd, kv, conf.vni) });
+        snapshot.kvs.forEach(keep);
+        current = () => [...entries.values()].sort((a, b) => byCreation(a.kv, b.kv)).map((e) => e.input);
         await serial(); // anything that changed between the lease and the snapshot
         log.info('watching etcd', { prefix, revision: snapshot.revision });
         backoff = 500;
@@ -191,8 +194,8 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
           snapshot.revision + 1,
           (events) => {
             for (const e of events) {
-              if (e.type === 'DELETE') kvs.delete(e.kv.key);
-              else kvs.set(e.kv.key, e.kv);
+              if (e.type === 'DELETE') entries.delete(e.kv.key);
+              else keep(e.kv);
             }
             serial();
           },

@@ -36,23 +36,26 @@ function publicIpOf(kv: KeyValue): string | undefined {
   }
 }
 
-/** Turns registry entries into peer inputs (validated later with the rest), oldest lease first. */
+/** One registry entry as a peer input (validated later with the rest). */
+export function etcdPeerInput(conf: EtcdConf, kv: KeyValue, vni: number): PeerInput {
+  const subnet = subnetOfKey(conf, kv.key);
+  let v: Partial<LeaseValue> | undefined;
+  try {
+    v = JSON.parse(kv.value) as Partial<LeaseValue>;
+  } catch {
+    return { origin: kv.key, entry: 'unparsable JSON' };
+  }
+  if (!subnet || v?.BackendType !== 'vxlan' || v.BackendData?.VNI !== vni) {
+    return { origin: kv.key, entry: `not a vxlan lease for VNI ${vni}` };
+  }
+  return { origin: kv.key, entry: { subnet: formatCidr(subnet), ip: v.PublicIP, mac: v.BackendData?.VtepMAC } };
+}
+
+export const byCreation = (a: KeyValue, b: KeyValue) => a.createRevision - b.createRevision;
+
+/** Turns registry entries into peer inputs, oldest lease first (first come wins a conflict). */
 export function etcdPeerInputs(conf: EtcdConf, kvs: readonly KeyValue[], vni: number): PeerInput[] {
-  return [...kvs]
-    .sort((a, b) => a.createRevision - b.createRevision)
-    .map((kv) => {
-      const subnet = subnetOfKey(conf, kv.key);
-      let v: Partial<LeaseValue> | undefined;
-      try {
-        v = JSON.parse(kv.value) as Partial<LeaseValue>;
-      } catch {
-        return { origin: kv.key, entry: 'unparsable JSON' };
-      }
-      if (!subnet || v?.BackendType !== 'vxlan' || v.BackendData?.VNI !== vni) {
-        return { origin: kv.key, entry: `not a vxlan lease for VNI ${vni}` };
-      }
-      return { origin: kv.key, entry: { subnet: formatCidr(subnet), ip: v.PublicIP, mac: v.BackendData?.VtepMAC } };
-    });
+  return [...kvs].sort(byCreation).map((kv) => etcdPeerInput(conf, kv, vni));
 }
 
 export function etcdClient(conf: EtcdConf): EtcdClient {

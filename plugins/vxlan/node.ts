@@ -180,7 +180,8 @@ export function peersDigest(conf: Conf, node: LocalNode, inputs: readonly PeerIn
  * resync of `sync --watch` still compare everything with the kernel.
  */
 export async function ensureNode(env: Env, conf: Conf, options: { client?: EtcdClient; reuse?: boolean } = {}): Promise<{ node: LocalNode; summary: ReconcileSummary; applied: Peer[] | undefined }> {
-  const base = options.reuse ? await observeLinks(env.exec) : await observeNode(env.exec, conf.device);
+  const full = options.reuse ? undefined : await observeNode(env.exec, conf.device);
+  const base = full ?? (await observeLinks(env.exec));
   const id = localIdentity(conf, base);
   const resolved = await resolveSubnetAndPeers(env, conf, id, options.client);
   if (resolved.skipped) env.log.error('peers left unchanged', { reason: resolved.skipped });
@@ -190,7 +191,8 @@ export async function ensureNode(env: Env, conf: Conf, options: { client?: EtcdC
     if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
     return { node, summary: { peers: 0, rejected: 0, changed: 0, removed: 0, unchanged: true }, applied: undefined };
   }
-  const current = obsWithPeers(base) ?? { ...base, peers: base.links.some((l) => l.ifname === conf.device) ? await observePeerState(env.exec, conf.device) : NO_PEERS };
+  // a device that does not exist holds no entries: nothing to read
+  const current: NodeObservation = full ?? { ...base, peers: base.links.some((l) => l.ifname === conf.device) ? await observePeerState(env.exec, conf.device) : NO_PEERS };
   const { summary, applied } = await reconcileRacing(env, conf, current, node, resolved.inputs);
   if (resolved.skipped) summary.peersSkipped = resolved.skipped;
   if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
@@ -199,8 +201,6 @@ export async function ensureNode(env: Env, conf: Conf, options: { client?: EtcdC
 }
 
 const NO_PEERS: PeerState = { routes: [], neighs: [], fdb: [] };
-
-const obsWithPeers = (obs: NodeLinks | NodeObservation): NodeObservation | undefined => ('peers' in obs ? obs : undefined);
 
 function deviceAsSpecified(conf: Conf, node: LocalNode, obs: NodeLinks): boolean {
   const device = obs.links.find((l) => l.ifname === conf.device);
