@@ -191,16 +191,24 @@ describe('vxlan overlay (file peers)', () => {
 
     // a TCP transfer across nodes does not fragment on the underlay
     const before = [nodes[0]!, nodes[2]!].map((n) => nstat(n.ns));
-    const server = spawn('ip', ['netns', 'exec', pods[4]!.ns, 'iperf3', '-s', '-1', '-B', pods[4]!.ip], { stdio: 'ignore' });
+    // The server keeps listening (no -1), so a client that raced its start or was cut short can retry.
+    const server = spawn('ip', ['netns', 'exec', pods[4]!.ns, 'iperf3', '-s', '-B', pods[4]!.ip], { stdio: 'ignore' });
     s.defer(() => server.kill('SIGKILL'));
+    const sentBytes = (out: string): number | undefined => {
+      try {
+        return JSON.parse(out).end?.sum_sent?.bytes;
+      } catch {
+        return undefined;
+      }
+    };
     let client: ReturnType<typeof tryRun> | undefined;
     for (let attempt = 0; attempt < 50; attempt++) {
       client = tryRun(['ip', 'netns', 'exec', pods[0]!.ns, 'iperf3', '-c', pods[4]!.ip, '-n', '20M', '-J']);
-      if (client.status === 0) break;
+      if (client.status === 0 && sentBytes(client.stdout) !== undefined) break;
       spawnSync('sleep', ['0.1']);
     }
     expect(client!.status, client!.stderr + client!.stdout.slice(0, 500)).toBe(0);
-    expect(JSON.parse(client!.stdout).end.sum_sent.bytes).toBeGreaterThanOrEqual(20 * 1024 * 1024);
+    expect(sentBytes(client!.stdout)).toBeGreaterThanOrEqual(20 * 1024 * 1024);
     const after = [nodes[0]!, nodes[2]!].map((n) => nstat(n.ns));
     for (const k of [0, 1]) {
       expect(after[k]!.IpFragCreates).toBe(before[k]!.IpFragCreates);
