@@ -1,9 +1,21 @@
+import { realpathSync } from 'node:fs';
 import type { Exec, ProcessOutput } from '../exec.ts';
 import { ProcessError } from '../exec.ts';
 
-/** `ip` in the host namespace, or inside the namespace at `netns` (a path: runtimes pass /proc/PID/ns/net). */
+/** A namespace that `ip netns` manages: a file in /run/netns (podman, CRI, `ip netns add`). */
+const NAMED_NETNS = /^\/(?:var\/)?run\/netns\/([A-Za-z0-9][A-Za-z0-9_.-]{0,254})$/;
+let varRunIsRun: boolean | undefined;
+
+/**
+ * `ip` in the host namespace, or inside the namespace at `netns` (a path: runtimes pass
+ * /run/netns/NAME or /proc/PID/ns/net). A named one is entered with `ip -n NAME`: one exec where
+ * `nsenter --net=PATH ip` takes two (~2 ms less per call, measured).
+ */
 export function ipArgv(netns?: string): string[] {
-  return netns ? ['nsenter', `--net=${netns}`, 'ip'] : ['ip'];
+  if (!netns) return ['ip'];
+  const named = NAMED_NETNS.exec(netns);
+  if (named && (netns.startsWith('/run/') || (varRunIsRun ??= realpathSync('/var/run') === '/run'))) return ['ip', '-n', named[1]!];
+  return ['nsenter', `--net=${netns}`, 'ip'];
 }
 
 // eslint-disable-next-line no-control-regex
@@ -19,6 +31,11 @@ export function batchLine(...tokens: (string | number)[]): string {
     if (s === '' || UNSAFE_TOKEN.test(s)) throw new Error(`refusing unsafe token ${JSON.stringify(s)} in ip batch`);
   }
   return tokens.join(' ');
+}
+
+/** Whether a failure means the namespace itself could not be entered (gone, or not a namespace). */
+export function namespaceGone(err: unknown): boolean {
+  return err instanceof ProcessError && /^nsenter: |Cannot open network namespace/m.test(err.stderr);
 }
 
 /** A batch that stopped at a failing line; lines before it were applied. */

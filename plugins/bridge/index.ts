@@ -4,8 +4,7 @@ import { parseConf } from '../../lib/cni/conf.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
-import { ProcessError } from '../../lib/exec.ts';
-import { IpBatchError, batchLine, ipBatch, parseIpJson } from '../../lib/ip/ip.ts';
+import { IpBatchError, batchLine, ipBatch, namespaceGone, parseIpJson } from '../../lib/ip/ip.ts';
 import { randomMac } from '../../lib/ip/mac.ts';
 import { ipBatchInNetns } from '../../lib/ip/netns-batch.ts';
 import { observeLink } from '../../lib/ip/observe.ts';
@@ -200,7 +199,7 @@ async function deleteContainerLink(ctx: PluginContext): Promise<void> {
     await ipBatch(ctx.exec, [batchLine('link', 'del', 'dev', ctx.ifname)], { netns: ctx.netns });
   } catch (err) {
     if (err instanceof IpBatchError && /Cannot find device|does not exist/.test(err.stderr)) return;
-    if (err instanceof ProcessError && err.argv[0] === 'nsenter' && /nsenter/.test(err.stderr)) return; // not a namespace any more
+    if (namespaceGone(err)) return;
     throw err;
   }
 }
