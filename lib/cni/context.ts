@@ -21,6 +21,8 @@ export interface Invocation {
   resolve: PluginResolver;
   /** Identity (dev:ino) of this executable, to recognise ourselves in CNI_PATH. */
   self: string | undefined;
+  /** TSCNI_FAULT: a step label at which undo stacks fail, for rollback tests. */
+  fault?: string;
 }
 
 export function createContext(inv: Invocation): PluginContext {
@@ -35,7 +37,7 @@ export function createContext(inv: Invocation): PluginContext {
     cniArgs: (known) => parseCniArgs(inv.env.cniArgs, known),
     exec: inv.exec,
     log: inv.log,
-    undo: () => new Undo(inv.log),
+    undo: () => new Undo(inv.log, inv.fault),
     delegate: (type, command, conf) => delegate(inv, type, command, conf),
     withConf: (conf, prevResult) => createContext({ ...inv, conf: { ...conf, name: inv.conf.name }, prevResult }),
   };

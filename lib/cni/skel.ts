@@ -54,7 +54,7 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
     const logConf = typeof raw.log === 'object' && raw.log !== null ? (raw.log as Record<string, unknown>) : undefined;
     log = createLogger(parseLogSettings(io.env.TSCNI_LOG, logConf), { plugin: plugin.name, command: env.command, containerId: env.containerId || undefined, ifname: env.ifname || undefined }, io.writeStderr);
     const prevResult = conf.prevResult === undefined || conf.prevResult === null ? undefined : parseResult(conf.prevResult, version);
-    const ctx = createContext({ env, rawEnv: io.env, conf, cniVersion: version, prevResult, exec: io.exec, log, resolve: io.resolve, self: io.self });
+    const ctx = createContext({ env, rawEnv: io.env, conf, cniVersion: version, prevResult, exec: io.exec, log, resolve: io.resolve, self: io.self, fault: io.env.TSCNI_FAULT || undefined });
     log.debug('start', { netns: env.netns || undefined, cniVersion: version });
     const result = await runVerb(plugin, ctx);
     if (env.command === 'ADD') {

@@ -1,3 +1,4 @@
+import { CniError, ErrorCode } from './errors.ts';
 import type { Logger } from './log.ts';
 
 type Step = { label: string; run: () => unknown };
@@ -12,13 +13,22 @@ export class Undo implements AsyncDisposable {
   private committed = false;
   readonly failures: string[] = [];
 
-  constructor(private readonly log: Logger) {}
+  /**
+   * `fault` (tests only, from TSCNI_FAULT): fail at the step whose label starts with it — its inverse
+   * is pushed, then the step throws — or at `commit`, so every rollback path can be proven.
+   */
+  constructor(
+    private readonly log: Logger,
+    private readonly fault?: string,
+  ) {}
 
   push(label: string, run: () => unknown): void {
     this.steps.push({ label, run });
+    if (this.fault && label.startsWith(this.fault)) throw injected(label);
   }
 
   commit(): void {
+    if (this.fault === 'commit') throw injected('commit');
     this.committed = true;
   }
 
@@ -37,3 +47,5 @@ export class Undo implements AsyncDisposable {
     }
   }
 }
+
+const injected = (step: string) => new CniError(ErrorCode.internal, `injected fault at step "${step}"`, 'TSCNI_FAULT is set');

@@ -99,9 +99,16 @@ export default definePlugin({
 
     const hostVeth = `veth${randomBytes(4).toString('hex')}`;
     undo.push(`delete ${hostVeth}`, () => ipBatch(ctx.exec, [batchLine('link', 'del', hostVeth)]).catch((e: Error) => (/Cannot find device/.test(e.message) ? undefined : Promise.reject(e))));
-    // Masquerade needs only the addresses: it runs while the links are made (iptables-restore is its own process).
-    const masq = addressing && br.ipMasq ? addMasquerade(ctx.exec, br.ipMasqBackend, br.network, ctx.containerId, masqAddresses(addressing)) : undefined;
-    if (masq) undo.push('remove masquerade', () => removeMasquerade(ctx.exec, br.ipMasqBackend, br.network, { only: [ctx.containerId] }));
+    // Masquerade needs only the addresses: it runs while the links are made (iptables-restore is its own
+    // process). Its undo waits for an add still in flight, so a removal never runs before it.
+    let masq: Promise<void> | undefined;
+    if (addressing && br.ipMasq) {
+      undo.push('remove masquerade', async () => {
+        await masq?.catch(() => undefined);
+        await removeMasquerade(ctx.exec, br.ipMasqBackend, br.network, { only: [ctx.containerId] });
+      });
+      masq = addMasquerade(ctx.exec, br.ipMasqBackend, br.network, ctx.containerId, masqAddresses(addressing));
+    }
     const links = async () => {
       const host = await applyHost(ctx, br, hostVeth, addressing, observed);
       trySysctl(`net/ipv6/conf/${br.bridge}/accept_ra`, '0');

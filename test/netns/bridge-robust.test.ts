@@ -7,6 +7,7 @@ import { execPlugin } from '../support/cni.ts';
 import { ipJson, pings } from '../support/kernel.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
+import { networkHash } from '../../lib/netfilter/masquerade.ts';
 
 const BRIDGE = join(OUR_BIN, 'bridge');
 
@@ -103,6 +104,36 @@ describe('bridge under load and failure', () => {
     expect(r.json.msg).toBe(`failed to create bridge "${bridge}": "${bridge}" already exists but is not a bridge`);
     expect(leftovers(bridge, dataDir, name)).toEqual(nothing);
   });
+
+  /** nft rules (macspoofchk) tagged with this network. */
+  const spoofRules = (name: string) => sh(['nft', 'list', 'ruleset']).split('\n').filter((l) => l.includes(`tscni ${networkHash(name)} `));
+
+  it('macspoofchk: a drop rule for other source MACs on the host veth while attached, gone after DEL', () => {
+    const { conf, name } = setup(s, { macspoofchk: true });
+    const ns = s.netns();
+    const e = env(s, ns);
+    const add = execPlugin(BRIDGE, { ...e, CNI_COMMAND: 'ADD' }, conf);
+    expect(add.status, add.stdout).toBe(0);
+    const rules = spoofRules(name);
+    expect(rules).toHaveLength(1);
+    expect(rules[0]).toContain(`iifname "${add.json.interfaces[1].name}" ether saddr != ${add.json.interfaces[2].mac} drop`);
+    expect(execPlugin(BRIDGE, { ...e, CNI_COMMAND: 'DEL' }, { ...conf, prevResult: add.json }).status).toBe(0);
+    expect(spoofRules(name)).toEqual([]);
+  });
+
+  // TSCNI_FAULT fails ADD at a step (its inverse already pushed) or at commit, after every step.
+  for (const fault of ['release IPAM', 'delete veth', 'remove masquerade', 'remove macspoofchk', 'commit']) {
+    it(`a failure at step "${fault}" leaves no link, reservation, masquerade or macspoofchk rule`, () => {
+      const { conf, bridge, dataDir, name } = setup(s, { macspoofchk: true });
+      const ns = s.netns();
+      const r = execPlugin(BRIDGE, { ...env(s, ns), CNI_COMMAND: 'ADD', TSCNI_FAULT: fault }, conf);
+      expect(r.status).toBe(1);
+      expect(r.json.msg).toMatch(/^injected fault at step/);
+      expect(leftovers(bridge, dataDir, name)).toEqual(nothing);
+      expect(spoofRules(name)).toEqual([]);
+      expect(ipJson<any[]>(['link'], ns.name).map((l) => l.ifname)).toEqual(['lo']);
+    });
+  }
 
   it('vlan needs bridge VLAN filtering: where the kernel lacks it, ADD fails cleanly', () => {
     const probe = s.name('vf');
