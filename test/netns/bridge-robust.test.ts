@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execPlugin } from '../support/cni.ts';
-import { ipJson, pings } from '../support/kernel.ts';
+import { dropNftTableIfEmpty, ipJson, pings } from '../support/kernel.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
 import { networkHash } from '../../lib/netfilter/masquerade.ts';
@@ -105,10 +105,12 @@ describe('bridge under load and failure', () => {
     expect(leftovers(bridge, dataDir, name)).toEqual(nothing);
   });
 
-  /** nft rules (macspoofchk) tagged with this network. */
+  /** nft rules (macspoofchk) tagged with this network; the shared table goes when the test ends. */
+  const macspoofTable = () => s.defer(() => dropNftTableIfEmpty('bridge', 'tscni_macspoofchk'));
   const spoofRules = (name: string) => sh(['nft', 'list', 'ruleset']).split('\n').filter((l) => l.includes(`tscni ${networkHash(name)} `));
 
   it('macspoofchk: a drop rule for other source MACs on the host veth while attached, gone after DEL', () => {
+    macspoofTable();
     const { conf, name } = setup(s, { macspoofchk: true });
     const ns = s.netns();
     const e = env(s, ns);
@@ -124,6 +126,7 @@ describe('bridge under load and failure', () => {
   // TSCNI_FAULT fails ADD at a step (its inverse already pushed) or at commit, after every step.
   for (const fault of ['release IPAM', 'delete veth', 'remove masquerade', 'remove macspoofchk', 'commit']) {
     it(`a failure at step "${fault}" leaves no link, reservation, masquerade or macspoofchk rule`, () => {
+      macspoofTable();
       const { conf, bridge, dataDir, name } = setup(s, { macspoofchk: true });
       const ns = s.netns();
       const r = execPlugin(BRIDGE, { ...env(s, ns), CNI_COMMAND: 'ADD', TSCNI_FAULT: fault }, conf);

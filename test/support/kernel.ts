@@ -16,3 +16,17 @@ export function pings(netnsName: string, address: string, extra: string[] = []):
     return false;
   }
 }
+
+/**
+ * Deletes a shared nft table once no rule is left in it. Our plugins keep such tables (removing one
+ * would race with a concurrent ADD); a test that may have created it tidies up with this.
+ */
+export function dropNftTableIfEmpty(family: string, table: string): void {
+  let listed: { nftables?: { rule?: unknown }[] };
+  try {
+    listed = JSON.parse(sh(['nft', '-j', 'list', 'table', family, table]));
+  } catch {
+    return; // no such table
+  }
+  if (!(listed.nftables ?? []).some((o) => o.rule)) sh(['nft', 'delete', 'table', family, table]);
+}
