@@ -268,11 +268,14 @@ export class ReservationStore {
   }
 
   /**
-   * Deletes DIR/address only if it is still the file `expected`: it is renamed aside first, so a
-   * reservation made meanwhile by someone else is put back instead of lost.
+   * Deletes DIR/address only if it is still the file `expected`. It is compared first, so another
+   * owner's reservation is never moved; then renamed aside and compared again, so one made in the
+   * instant between is put back instead of lost.
    */
   private unlinkIfSame(address: string, expected: Stats): boolean {
     const path = `${this.dir}/${address}`;
+    const current = statOrUndefined(path);
+    if (!current || !sameFile(current, expected)) return false;
     const aside = this.tmpName('rel');
     try {
       renameSync(path, aside);
@@ -280,17 +283,20 @@ export class ReservationStore {
       if (code(err) === 'ENOENT') return false;
       throw err;
     }
-    const moved = lstatSync(aside);
-    if (!sameFile(moved, expected)) {
-      try {
-        linkSync(aside, path);
-      } finally {
-        unlinkSync(aside);
-      }
-      return false;
+    if (sameFile(lstatSync(aside), expected)) {
+      unlinkSync(aside);
+      return true;
     }
-    unlinkSync(aside);
-    return true;
+    try {
+      linkSync(aside, path);
+    } catch (err) {
+      // Taken again in that instant too: the newest holder keeps the name; the other's index
+      // entry no longer matches and GC sweeps it. Nothing better exists without a lock.
+      if (code(err) !== 'EEXIST') throw err;
+    } finally {
+      unlinkSync(aside);
+    }
+    return false;
   }
 
   /**

@@ -113,8 +113,11 @@ describe('ReservationStore', () => {
     linkSync(join(dir, '10.1.2.2'), join(dir, '.tscni/tmp/keep'));
     unlinkSync(join(dir, '10.1.2.2'));
     expect(store.allocate(b, 0, ['10.1.2.2'])).toBe('10.1.2.2');
+    const before = statSync(join(dir, '10.1.2.2'), { bigint: true });
     expect(store.release(a)).toEqual([]);
     expect(store.addressesOf(b)).toEqual(['10.1.2.2']);
+    // b's file was not even moved aside (which would leave the name free for an instant)
+    expect(statSync(join(dir, '10.1.2.2'), { bigint: true }).ctimeNs).toBe(before.ctimeNs);
   });
 
   it('refuses owners that could escape the store directory', () => {
