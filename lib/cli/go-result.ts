@@ -1,4 +1,5 @@
-import { convertResult, parseResult } from '../cni/result.ts';
+import { parseResult } from '../cni/result-parse.ts';
+import { convertResult } from '../cni/result.ts';
 import { atLeast } from '../cni/versions.ts';
 
 type Obj = Record<string, unknown>;

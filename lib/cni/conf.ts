@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { CniError, ErrorCode } from './errors.ts';
 import { lazy } from './lazy.ts';
+import { isPlainObject, kindOf } from './netconf.ts';
 
 /** Fields every network configuration has (spec section 1); unknown keys are kept. */
 export const NetConf = lazy(() =>
@@ -15,46 +16,6 @@ export const NetConf = lazy(() =>
   }),
 );
 export type NetConf = z.infer<ReturnType<typeof NetConf>>;
-
-/**
- * The common fields of any config, checked by hand: every plugin call runs this, and building the
- * NetConf schema above costs ~1.5 ms in the compiled binary, more than the whole check. It gives
- * the schema's verdicts and messages (a unit test holds the two together); plugins then parse
- * their own fields with their own schemas.
- */
-export function readNetConf(raw: Record<string, unknown>): NetConf {
-  const fail = (key: string, problem: string) => new CniError(ErrorCode.invalidConfig, `invalid network config at ${key}: ${problem}`, `${key}: ${problem}`);
-  const expect = (key: string, value: unknown, ok: boolean, want: string) => {
-    if (!ok) throw fail(key, `expected ${want}, got ${kindOf(value)}`);
-  };
-  const { name, cniVersion, type, ipam, args, runtimeConfig } = raw;
-  expect('name', name, typeof name === 'string', 'string');
-  if (name === '') throw fail('name', 'missing network name');
-  if (cniVersion !== undefined) expect('cniVersion', cniVersion, typeof cniVersion === 'string', 'string');
-  if (type !== undefined) expect('type', type, typeof type === 'string', 'string');
-  if (ipam !== undefined) {
-    expect('ipam', ipam, isPlainObject(ipam), 'object');
-    const ipamType = (ipam as Record<string, unknown>).type;
-    if (ipamType !== undefined) expect('ipam.type', ipamType, typeof ipamType === 'string', 'string');
-  }
-  if (args !== undefined && args !== null) expect('args', args, isPlainObject(args), 'record');
-  if (runtimeConfig !== undefined && runtimeConfig !== null) expect('runtimeConfig', runtimeConfig, isPlainObject(runtimeConfig), 'record');
-  return raw as NetConf;
-}
-
-/** Parses stdin bytes as JSON: code 6 when they are not a JSON object. */
-export function parseJsonObject(bytes: string, what = 'network config'): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(bytes);
-  } catch (err) {
-    throw new CniError(ErrorCode.decodingFailure, `cannot decode ${what}: ${(err as Error).message}`);
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new CniError(ErrorCode.decodingFailure, `cannot decode ${what}: expected a JSON object`);
-  }
-  return value as Record<string, unknown>;
-}
 
 type AnySchema = z.core.$ZodType;
 
@@ -104,9 +65,6 @@ export function canonicalizeKeys(value: unknown, schema: AnySchema): unknown {
   return out;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   let v = input;
@@ -114,11 +72,6 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
-function kindOf(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'null';
-  return Array.isArray(v) ? 'array' : typeof v;
-}
 
 /**
  * A readable message for one issue. zod/mini carries no locale, so every built-in issue says only

@@ -1,10 +1,10 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseJsonObject } from './conf.ts';
+import { parseJsonObject } from './netconf.ts';
 import { createContext, runVerb, type Invocation } from './context.ts';
 import { CniError, ErrorCode, toCniError } from './errors.ts';
 import type { DelegateCommand } from './plugin.ts';
-import { parseResult, type Result } from './result.ts';
+import type { Result } from './result.ts';
 import { ProcessError } from '../exec.ts';
 
 const PLUGIN_TYPE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -75,6 +75,7 @@ async function execDelegate(inv: Invocation, file: string, command: DelegateComm
     throw new CniError(ErrorCode.internal, `delegate ${file} failed (${out.signal ?? `exit ${out.status}`})`, out.stdout.slice(0, 4096));
   }
   if (command !== 'ADD') return undefined;
+  const { parseResult } = await import('./result-parse.ts');
   return parseResult(parseJsonObject(out.stdout, `result of ${file}`), inv.cniVersion);
 }
 

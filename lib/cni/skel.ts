@@ -1,11 +1,11 @@
-import { parseJsonObject, readNetConf } from './conf.ts';
+import { parseJsonObject, readNetConf } from './netconf.ts';
 import { parseEnv } from './env.ts';
 import { CniError, ErrorCode, toCniError } from './errors.ts';
 import type { Exec } from '../exec.ts';
 import { createLogger, parseLogSettings, type Logger } from './log.ts';
 import { createContext, runVerb } from './context.ts';
 import type { Plugin, PluginResolver } from './plugin.ts';
-import { convertResult, parseResult } from './result.ts';
+import { convertResult } from './result.ts';
 import { atLeast, isSupported, LATEST_VERSION, SUPPORTED_VERSIONS, UNVERSIONED } from './versions.ts';
 
 /** The process as seen by the core: injected, so the whole protocol runs in unit tests. */
@@ -53,7 +53,7 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
     }
     const logConf = typeof raw.log === 'object' && raw.log !== null ? (raw.log as Record<string, unknown>) : undefined;
     log = createLogger(parseLogSettings(io.env.TSCNI_LOG, logConf), { plugin: plugin.name, command: env.command, containerId: env.containerId || undefined, ifname: env.ifname || undefined }, io.writeStderr);
-    const prevResult = conf.prevResult === undefined || conf.prevResult === null ? undefined : parseResult(conf.prevResult, version);
+    const prevResult = conf.prevResult === undefined || conf.prevResult === null ? undefined : (await import('./result-parse.ts')).parseResult(conf.prevResult, version);
     const ctx = createContext({ env, rawEnv: io.env, conf, cniVersion: version, prevResult, exec: io.exec, log, resolve: io.resolve, self: io.self, fault: io.env.TSCNI_FAULT || undefined });
     log.debug('start', { netns: env.netns || undefined, cniVersion: version });
     const result = await runVerb(plugin, ctx);

@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { describe, expect, it } from 'vitest';
-import { canonicalizeKeys, NetConf, parseConf, parseJsonObject, readNetConf } from '../../lib/cni/conf.ts';
+import { canonicalizeKeys, NetConf, parseConf } from '../../lib/cni/conf.ts';
+import { parseJsonObject, readNetConf } from '../../lib/cni/netconf.ts';
 
 const PortMapping = z.looseObject({ hostPort: z.number(), containerPort: z.number(), protocol: z.optional(z.string()), hostIP: z.optional(z.string()) });
 const Conf = z.looseObject({

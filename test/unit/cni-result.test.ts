@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { convertResult, parseResult, type Result } from '../../lib/cni/result.ts';
+import { parseResult } from '../../lib/cni/result-parse.ts';
+import { convertResult, type Result } from '../../lib/cni/result.ts';
 
 const full: Result = {
   interfaces: [
