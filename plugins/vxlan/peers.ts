@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isUnicastMac, parseMac } from '../../lib/ip/mac.ts';
 import { canonicalIp, formatCidr, formatIp, network, parseIp, type Cidr } from '../../lib/net/ip.ts';
 
 /** A remote node as the kernel needs it: its pod subnet, underlay address and VTEP identity. */
@@ -28,8 +29,6 @@ export interface Self {
   subnet: Cidr;
   ip: string;
 }
-
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 const HEX2 = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
 
@@ -93,10 +92,6 @@ class IntervalSet<T> {
     }
     return lo;
   }
-}
-
-function isUnicastMac(mac: string): boolean {
-  return MAC.test(mac) && (parseInt(mac.slice(0, 2), 16) & 1) === 0 && mac !== '00:00:00:00:00:00';
 }
 
 /**
@@ -167,8 +162,8 @@ export function validatePeers(inputs: readonly PeerInput[], self: Self, network:
       reject(`ip ${ip} already belongs to ${byIp.get(ip)}`);
       continue;
     }
-    const mac = e.mac === undefined ? (v4 ? v4Mac(vni, v4) : vtepMac(vni, ip)) : typeof e.mac === 'string' ? e.mac.toLowerCase() : '';
-    if (e.mac !== undefined && !isUnicastMac(mac)) {
+    const mac = e.mac === undefined ? (v4 ? v4Mac(vni, v4) : vtepMac(vni, ip)) : typeof e.mac === 'string' ? parseMac(e.mac) : undefined;
+    if (!mac || (e.mac !== undefined && (!isUnicastMac(mac) || mac === '00:00:00:00:00:00'))) {
       reject(`mac ${JSON.stringify(e.mac)} is not a unicast MAC address`);
       continue;
     }
