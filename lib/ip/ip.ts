@@ -33,6 +33,12 @@ export function batchLine(...tokens: (string | number)[]): string {
   return tokens.join(' ');
 }
 
+/** Whether an ip failure (an error or its stderr) means the link is not there: "already gone" for teardown. */
+export function linkGone(failure: unknown): boolean {
+  const text = typeof failure === 'string' ? failure : failure instanceof IpBatchError || failure instanceof ProcessError ? failure.stderr : failure instanceof Error ? failure.message : '';
+  return /Cannot find device|does not exist/.test(text);
+}
+
 /** Whether a failure means the namespace itself could not be entered (gone, or not a namespace). */
 export function namespaceGone(err: unknown): boolean {
   return err instanceof ProcessError && /^nsenter: |Cannot open network namespace/m.test(err.stderr);

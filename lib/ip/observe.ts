@@ -1,5 +1,5 @@
 import type { Exec } from '../exec.ts';
-import { ipArgv, parseIpJson } from './ip.ts';
+import { ipArgv, linkGone, parseIpJson } from './ip.ts';
 import type { IpLink } from './types.ts';
 
 /**
@@ -9,7 +9,7 @@ import type { IpLink } from './types.ts';
 export async function observeLink(exec: Exec, name: string, netns?: string): Promise<IpLink | undefined> {
   const out = await exec.runAsync([...ipArgv(netns), '-d', '-json', 'addr', 'show', 'dev', name], { allowFailure: true });
   if (out.status !== 0) {
-    if (/does not exist|Cannot find device/.test(out.stderr)) return undefined;
+    if (linkGone(out.stderr)) return undefined;
     throw new Error(`ip addr show dev ${name}: ${out.stderr.trim() || `exit ${out.status}`}`);
   }
   return parseIpJson<IpLink[]>(out.stdout)[0];

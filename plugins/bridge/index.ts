@@ -4,7 +4,7 @@ import { parseConf } from '../../lib/cni/conf.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
-import { IpBatchError, batchLine, ipBatch, namespaceGone, parseIpJson } from '../../lib/ip/ip.ts';
+import { IpBatchError, batchLine, ipBatch, linkGone, namespaceGone, parseIpJson } from '../../lib/ip/ip.ts';
 import { randomMac } from '../../lib/ip/mac.ts';
 import { ipBatchInNetns } from '../../lib/ip/netns-batch.ts';
 import { observeLink } from '../../lib/ip/observe.ts';
@@ -98,7 +98,7 @@ export default definePlugin({
     const addressing = ipamResult ? planAddressing(br, ipamResult) : undefined;
 
     const hostVeth = `veth${randomBytes(4).toString('hex')}`;
-    undo.push(`delete ${hostVeth}`, () => ipBatch(ctx.exec, [batchLine('link', 'del', hostVeth)]).catch((e: Error) => (/Cannot find device/.test(e.message) ? undefined : Promise.reject(e))));
+    undo.push(`delete ${hostVeth}`, () => ipBatch(ctx.exec, [batchLine('link', 'del', hostVeth)]).catch((e: unknown) => (linkGone(e) ? undefined : Promise.reject(e))));
     // Masquerade needs only the addresses: it runs while the links are made (iptables-restore is its own
     // process). Its undo waits for an add still in flight, so a removal never runs before it.
     let masq: Promise<void> | undefined;
@@ -205,8 +205,7 @@ async function deleteContainerLink(ctx: PluginContext): Promise<void> {
   try {
     await ipBatch(ctx.exec, [batchLine('link', 'del', 'dev', ctx.ifname)], { netns: ctx.netns });
   } catch (err) {
-    if (err instanceof IpBatchError && /Cannot find device|does not exist/.test(err.stderr)) return;
-    if (namespaceGone(err)) return;
+    if (linkGone(err) || namespaceGone(err)) return;
     throw err;
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ProcessError } from '../../lib/exec.ts';
-import { batchLine, ipArgv, namespaceGone } from '../../lib/ip/ip.ts';
+import { batchLine, IpBatchError, ipArgv, linkGone, namespaceGone } from '../../lib/ip/ip.ts';
 
 describe('ipArgv', () => {
   it('runs ip in the host namespace without a netns', () => {
@@ -40,5 +40,16 @@ describe('namespaceGone', () => {
     expect(namespaceGone(failed(['ip', '-n', 'x'], 'Cannot open network namespace "x": No such file or directory\n'))).toBe(true);
     expect(namespaceGone(failed(['ip'], 'Cannot find device "eth0"\n'))).toBe(false);
     expect(namespaceGone(new Error('other'))).toBe(false);
+  });
+});
+
+describe('linkGone', () => {
+  it('recognises a missing link in stderr text, batch errors and process errors', () => {
+    const out = (stderr: string) => ({ argv: ['ip'], status: 1, signal: null, stdout: '', stderr });
+    expect(linkGone('Device "eth0" does not exist.\n')).toBe(true);
+    expect(linkGone(new IpBatchError(['link del veth1'], out('Cannot find device "veth1"\nCommand failed -:1\n')))).toBe(true);
+    expect(linkGone(new ProcessError(out('Cannot find device "x"\n')))).toBe(true);
+    expect(linkGone(new IpBatchError(['link add x type bridge'], out('RTNETLINK answers: File exists\nCommand failed -:1\n')))).toBe(false);
+    expect(linkGone(undefined)).toBe(false);
   });
 });
