@@ -5,9 +5,10 @@ import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { formatIp, parseCidr, type Family } from '../../lib/net/ip.ts';
 import { iptablesSave } from '../../lib/netfilter/iptables.ts';
+import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
 import { hasRule, reconcileTable } from '../../lib/netfilter/reconcile.ts';
 import { FirewallConf } from './conf.ts';
-import { attachmentHashOf, attachmentRules, DEFAULT_ADMIN_CHAIN, firewallTag, FORWARD_CHAIN, planFirewallAdd, planFirewallDel, planIsolationGc, type FirewallPlan } from './plan.ts';
+import { attachmentRules, DEFAULT_ADMIN_CHAIN, firewallTag, FORWARD_CHAIN, planFirewallAdd, planFirewallDel, planIsolationGc, type FirewallPlan } from './plan.ts';
 
 const BRIDGE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const FAMILIES: readonly Family[] = [4, 6];
@@ -56,7 +57,7 @@ export default definePlugin({
     const prev = requirePrev(ctx);
     const todo = plans(ctx, conf, prev);
     await using undo = ctx.undo();
-    const mine = attachmentHashOf(conf.name, ctx.containerId);
+    const mine = attachmentHash(conf.name, ctx.containerId);
     for (const plan of todo) {
       undo.push(`remove IPv${plan.family} firewall rules`, () => remove(ctx, conf.name, (h) => h === mine, [plan.family]));
       await reconcileTable(ctx.exec, plan.family, 'filter', (t) => planFirewallAdd(t, plan));
@@ -67,7 +68,7 @@ export default definePlugin({
 
   async del(ctx) {
     const conf = parse(ctx);
-    const mine = attachmentHashOf(conf.name, ctx.containerId);
+    const mine = attachmentHash(conf.name, ctx.containerId);
     // Rules are found by their tag: a prevResult only narrows which families to read.
     const families = ctx.prevResult?.ips?.length ? [...new Set(ctx.prevResult.ips.map((ip) => (ip.address.includes(':') ? 6 : 4) as Family))] : FAMILIES;
     await remove(ctx, conf.name, (h) => h === mine, families);
@@ -87,7 +88,7 @@ export default definePlugin({
 
   async gc(ctx) {
     const conf = parse(ctx);
-    const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((a) => attachmentHashOf(conf.name, a.containerID)));
+    const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((a) => attachmentHash(conf.name, a.containerID)));
     await remove(ctx, conf.name, (h) => !valid.has(h), FAMILIES);
     const bridgeExists = (name: string) => !BRIDGE_NAME.test(name) || existsSync(`/sys/class/net/${name}`);
     for (const family of FAMILIES) await reconcileTable(ctx.exec, family, 'filter', (t) => planIsolationGc(t, bridgeExists));

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { Family } from '../../lib/net/ip.ts';
 import { quoteComment, type SavedTable } from '../../lib/netfilter/iptables.ts';
-import { savedComment } from '../../lib/netfilter/masquerade.ts';
+import { attachmentHash, networkHash, savedComment } from '../../lib/netfilter/masquerade.ts';
 import { hasRule } from '../../lib/netfilter/reconcile.ts';
 
 export const FORWARD_CHAIN = 'CNI-FORWARD';
@@ -12,11 +11,10 @@ const JUMP_COMMENT = quoteComment('CNI firewall plugin rules');
 const ADMIN_COMMENT = quoteComment('CNI firewall plugin admin overrides');
 const ISOLATION_COMMENT = quoteComment('CNI firewall plugin rules (ingressPolicy: same-bridge)');
 
-const hex = (text: string, n: number) => createHash('sha512').update(text).digest('hex').slice(0, n);
 const TAG_PREFIX = 'tscni-firewall';
+const networkPrefix = (net: string) => `${TAG_PREFIX} ${networkHash(net)} `;
 /** The comment on an attachment's rules: network and attachment hashes, so DEL and GC need no prevResult. */
-export const firewallTag = (net: string, containerId: string): string => `${TAG_PREFIX} ${hex(net, 12)} ${hex(net + containerId, 24)}`;
-const networkPrefix = (net: string) => `${TAG_PREFIX} ${hex(net, 12)} `;
+export const firewallTag = (net: string, containerId: string): string => `${networkPrefix(net)}${attachmentHash(net, containerId)}`;
 
 export interface FirewallPlan {
   adminChain: string;
@@ -108,5 +106,3 @@ export function planIsolationGc(t: SavedTable, bridgeExists: (name: string) => b
   }
   return [...[...gone].map((r) => `-D ${r.chain} ${r.spec}`), ...removed.map((c) => `-X ${c}`)];
 }
-
-export const attachmentHashOf = (net: string, containerId: string) => hex(net + containerId, 24);

@@ -4,12 +4,13 @@ import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import type { Family } from '../../lib/net/ip.ts';
 import { iptablesSave } from '../../lib/netfilter/iptables.ts';
+import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
 import { nftApply, nftList, type NftObjects } from '../../lib/netfilter/nft.ts';
 import { reconcileTable } from '../../lib/netfilter/reconcile.ts';
 import { parseMappings, PortmapConf, resolvePortmap, type Portmap } from './conf.ts';
 import { enableLocalnetRouting, flushUdpConntrack } from './host.ts';
 import { chainsOfNetwork, dnChain, dnChainRules, planIptablesAdd, planIptablesDel } from './iptables.ts';
-import { attachmentHash, NFT_TABLE, nftMissing, planNftAdd, planNftDel } from './nftables.ts';
+import { NFT_TABLE, nftMissing, planNftAdd, planNftDel } from './nftables.ts';
 
 const FAMILIES: readonly Family[] = [4, 6];
 const listTable = (ctx: PluginContext) => nftList(ctx.exec, ['table', 'inet', NFT_TABLE]);

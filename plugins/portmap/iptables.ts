@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { quoteComment, type SavedTable } from '../../lib/netfilter/iptables.ts';
-import { savedComment } from '../../lib/netfilter/masquerade.ts';
+import { attachmentHash, savedComment } from '../../lib/netfilter/masquerade.ts';
 import { hasRule } from '../../lib/netfilter/reconcile.ts';
 import type { FamilyPlan, Mapping, Portmap } from './conf.ts';
 
@@ -14,7 +13,7 @@ const MARK_COMMENT = quoteComment('CNI portfwd masquerade mark');
 const MULTIPORT_MAX = 15;
 
 /** `CNI-DN-` + 21 hex of sha512(network + containerID): the reference plugin's per-container chain. */
-export const dnChain = (net: string, containerId: string): string => 'CNI-DN-' + createHash('sha512').update(net + containerId).digest('hex').slice(0, 21);
+export const dnChain = (net: string, containerId: string): string => 'CNI-DN-' + attachmentHash(net, containerId).slice(0, 21);
 /** The reference's comment on the jump rules, which carries the container ID (Go's %q ≈ JSON quoting). */
 export const dnatComment = (net: string, containerId: string): string => `dnat name: ${JSON.stringify(net)} id: ${JSON.stringify(containerId)}`;
 

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import { attachmentHash, networkHash } from '../../lib/netfilter/masquerade.ts';
 import { nftComment, type NftObjects } from '../../lib/netfilter/nft.ts';
 import type { FamilyPlan, Portmap } from './conf.ts';
 
@@ -7,9 +7,7 @@ export const NFT_TABLE = 'tscni_portmap';
 const T = `inet ${NFT_TABLE}`;
 const JUMP_TAG = 'tscni-portmap jump';
 
-const hex = (text: string, n: number) => createHash('sha512').update(text).digest('hex').slice(0, n);
-const netTag = (net: string) => `tscni-portmap ${hex(net, 12)}`;
-export const attachmentTag = (net: string, containerId: string) => `${netTag(net)} ${hex(net + containerId, 24)}`;
+const attachmentTag = (net: string, containerId: string) => `tscni-portmap ${networkHash(net)} ${attachmentHash(net, containerId)}`;
 
 /** What a rule's comment says: whose it is and, for DNAT rules, which host port it forwards. */
 interface Tag {
@@ -29,7 +27,7 @@ function parseTag(comment: string | undefined): Tag | undefined {
 /** One nft transaction adding the table, chains and jumps (idempotent) and the attachment's rules (pure). */
 export function planNftAdd(current: NftObjects, net: string, containerId: string, p: Portmap): string {
   const mine = attachmentTag(net, containerId);
-  const own = mine.split(' ')[2]!;
+  const own = attachmentHash(net, containerId);
   for (const r of current.rules) {
     const tag = parseTag(r.comment);
     if (!tag?.protocol || tag.attachment === own) continue;
@@ -71,7 +69,7 @@ export function planNftAdd(current: NftObjects, net: string, containerId: string
  * rule another writer added meanwhile makes `delete chain` fail the transaction instead of vanishing.
  */
 export function planNftDel(current: NftObjects, doomed: (attachment: string) => boolean, net?: string): string[] {
-  const netHash = net === undefined ? undefined : netTag(net).split(' ')[1];
+  const netHash = net === undefined ? undefined : networkHash(net);
   const ours = current.rules.filter((r) => r.table === NFT_TABLE && r.family === 'inet');
   const selected = (r: NftObjects['rules'][number]) => {
     const tag = parseTag(r.comment);
@@ -86,8 +84,6 @@ export function planNftDel(current: NftObjects, doomed: (attachment: string) => 
   }
   return lines;
 }
-
-export const attachmentHash = (net: string, containerId: string) => hex(net + containerId, 24);
 
 /** Whether the attachment has a DNAT rule for every mapping (CHECK). */
 export function nftMissing(current: NftObjects, net: string, containerId: string, p: Portmap): string[] {

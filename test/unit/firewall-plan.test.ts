@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseIptablesSave } from '../../lib/netfilter/iptables.ts';
-import { attachmentHashOf, firewallTag, planFirewallAdd, planFirewallDel, planIsolationGc } from '../../plugins/firewall/plan.ts';
+import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
+import { firewallTag, planFirewallAdd, planFirewallDel, planIsolationGc } from '../../plugins/firewall/plan.ts';
 
 describe('firewall plan', () => {
   const tag = firewallTag('net', 'c1');
@@ -26,7 +27,7 @@ describe('firewall plan', () => {
     const other = firewallTag('net', 'c2');
     const foreign = firewallTag('other-net', 'c1');
     const t = parseIptablesSave([`-A CNI-FORWARD -s 10.88.0.2/32 -m comment --comment "${tag}" -j ACCEPT`, `-A CNI-FORWARD -s 10.88.0.3/32 -m comment --comment "${other}" -j ACCEPT`, `-A CNI-FORWARD -s 10.1.0.3/32 -m comment --comment "${foreign}" -j ACCEPT`].join('\n'));
-    const mine = attachmentHashOf('net', 'c1');
+    const mine = attachmentHash('net', 'c1');
     expect(planFirewallDel(t, 'net', (h) => h === mine)).toEqual([`-D CNI-FORWARD -s 10.88.0.2/32 -m comment --comment "${tag}" -j ACCEPT`]);
     expect(planFirewallDel(t, 'net', (h) => h !== mine)).toEqual([`-D CNI-FORWARD -s 10.88.0.3/32 -m comment --comment "${other}" -j ACCEPT`]);
   });
@@ -35,7 +36,7 @@ describe('firewall plan', () => {
 
   it('removes CNI-FORWARD and an empty admin chain with the last attachment, rule by rule', () => {
     const t = asSaved([':FORWARD ACCEPT [0:0]', ...planFirewallAdd(parseIptablesSave(''), plan)]);
-    const mine = attachmentHashOf('net', 'c1');
+    const mine = attachmentHash('net', 'c1');
     expect(planFirewallDel(t, 'net', (h) => h === mine).filter((l) => l.startsWith('-X'))).toEqual(['-X CNI-FORWARD', '-X CNI-ADMIN']);
     const other = asSaved([':FORWARD ACCEPT [0:0]', ...planFirewallAdd(parseIptablesSave(''), plan), ...planFirewallAdd(parseIptablesSave(':CNI-FORWARD - [0:0]\n:CNI-ADMIN - [0:0]'), { ...plan, ips: ['10.88.0.3'], tag: firewallTag('net', 'c2') }).filter((l) => l.includes('10.88.0.3'))]);
     expect(planFirewallDel(other, 'net', (h) => h === mine).filter((l) => l.startsWith('-X'))).toEqual([]);
