@@ -1,7 +1,8 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Exec } from '../../lib/exec.ts';
 import { ProcessError } from '../../lib/exec.ts';
 import { batchLine, ipBatch, parseIpJson } from '../../lib/ip/ip.ts';
+import { ensureHostSysctl } from '../../lib/ip/sysctl.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
 import type { FdbEntry, IpNeigh, IpRoute, PeerState } from './reconcile.ts';
 
@@ -86,16 +87,10 @@ async function bridgeBatch(exec: Exec, lines: readonly string[]): Promise<void> 
   throw new ProcessError(out);
 }
 
-const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+/** Pods on other nodes are reached through this node: it must forward. */
+export const ensureIpForward = () => ensureHostSysctl({ path: 'net/ipv4/ip_forward', value: '1' });
 
-/** Pods on other nodes are reached through this node: it must forward. Returns whether it changed. */
-export function ensureIpForward(): boolean {
-  if (readFileSync(IP_FORWARD, 'utf8').trim() === '1') return false;
-  writeFileSync(IP_FORWARD, '1');
-  return true;
-}
-
-export const ipForwardOn = () => readFileSync(IP_FORWARD, 'utf8').trim() === '1';
+export const ipForwardOn = () => readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() === '1';
 
 /** Works around the VXLAN checksum bug of some kernels; off by default, it also disables segmentation offload. */
 export async function disableTxChecksum(exec: Exec, device: string): Promise<void> {
