@@ -11,7 +11,7 @@ import { observeLinks, observeNode } from '../../plugins/vxlan/kernel.ts';
 import { removeMasq } from '../../plugins/vxlan/masq.ts';
 import { applyPeerChanges, ensureNode, localIdentity, peersDigest, reconcileNode, rememberNode, type Env, type LocalNode, type Reconciled } from '../../plugins/vxlan/node.ts';
 import type { Peer, PeerInput } from '../../plugins/vxlan/peers.ts';
-import { filePeers, inlinePeers } from '../../plugins/vxlan/sources.ts';
+import { localPeers } from '../../plugins/vxlan/sources.ts';
 import { readState, removeState } from '../../plugins/vxlan/state.ts';
 import { readConfFile } from './conflist.ts';
 
@@ -148,8 +148,7 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
     if (conf.source.kind !== 'etcd') {
       const source = conf.source;
       current = () => {
-        if (source.kind === 'inline') return inlinePeers(source.entries);
-        const read = filePeers(source.path);
+        const read = localPeers(source);
         if ('error' in read) log.error('peers left unchanged', { reason: read.error });
         return 'error' in read ? undefined : read.inputs;
       };

@@ -9,7 +9,7 @@ import { ipForwardOn, observeLinks, observeNode } from './kernel.ts';
 import { deviceSpec, ensureNode, localIdentity } from './node.ts';
 import { validatePeers, type PeerInput } from './peers.ts';
 import { missingPeerEntries } from './reconcile.ts';
-import { filePeers, inlinePeers } from './sources.ts';
+import { localPeers } from './sources.ts';
 import { readState } from './state.ts';
 
 /** What the runtime sent that the bridge (and its IPAM) read: MAC/IP requests, GC's valid attachments. */
@@ -58,9 +58,8 @@ function requireNetns(netns: string): void {
 
 async function peerInputs(conf: Conf): Promise<PeerInput[]> {
   const source = conf.source;
-  if (source.kind === 'inline') return inlinePeers(source.entries);
-  if (source.kind === 'file') {
-    const read = filePeers(source.path);
+  if (source.kind !== 'etcd') {
+    const read = localPeers(source);
     if ('error' in read) throw new CniError(ErrorCode.ioFailure, read.error);
     return read.inputs;
   }

@@ -11,7 +11,7 @@ import { applyNode, disableTxChecksum, ensureIpForward, ipForwardOn, observeLink
 import { ensureMasq } from './masq.ts';
 import { validatePeers, vtepIp, vtepMac, type Peer, type PeerInput } from './peers.ts';
 import { planPeers, programmedState, type PeerState } from './reconcile.ts';
-import { filePeers, inlinePeers } from './sources.ts';
+import { localPeers } from './sources.ts';
 import { readState, writeState } from './state.ts';
 
 /** What a verb needs from the node: its identity on the underlay and its pod subnet. */
@@ -60,8 +60,7 @@ export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<Local
   const source = conf.source;
   if (source.kind !== 'etcd') {
     const subnet = conf.subnet!;
-    if (source.kind === 'inline') return { subnet, inputs: inlinePeers(source.entries) };
-    const read = filePeers(source.path);
+    const read = localPeers(source);
     return 'error' in read ? { subnet, skipped: read.error } : { subnet, inputs: read.inputs };
   }
   const state = readState(conf.stateDir, conf.device);

@@ -1,15 +1,22 @@
 import { readFileSync } from 'node:fs';
+import type { PeerSource } from './conf.ts';
 import type { PeerInput } from './peers.ts';
 
-/** Peer entries from the config's inline list. */
-export const inlinePeers = (entries: readonly unknown[]): PeerInput[] => entries.map((entry, i) => ({ origin: `peers[${i}]`, entry }));
+/**
+ * Peer entries from a source the config holds or names (inline list, peers file); etcd entries
+ * come with the lease. An error instead of entries when the file cannot be used (see filePeers).
+ */
+export function localPeers(source: Exclude<PeerSource, { kind: 'etcd' }>): { inputs: PeerInput[] } | { error: string } {
+  if (source.kind === 'file') return filePeers(source.path);
+  return { inputs: source.entries.map((entry, i) => ({ origin: `peers[${i}]`, entry })) };
+}
 
 /**
  * Peer entries from a peers file: a JSON array of `{subnet, ip, mac?}` or `{"peers": [...]}`.
  * Returns an error instead of an empty list when the file cannot be used: an unreadable file must
  * leave the current routes alone, not remove them all.
  */
-export function filePeers(path: string): { inputs: PeerInput[] } | { error: string } {
+function filePeers(path: string): { inputs: PeerInput[] } | { error: string } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
