@@ -4,12 +4,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeConflist } from '../support/cni.ts';
-import { ipJson } from '../support/kernel.ts';
 import { Scope, tryRun } from '../support/scope.ts';
 import { Checks } from './support/checks.ts';
 import { Containerd } from './support/containerd.ts';
 import { CriClient } from './support/cri.ts';
-import { bridgePorts, existingChains, firewallLines, freeHostPort, freeSubnet, httpGet, ncGet, perContainerChains, purgeRules, reservations, RuntimeScratch, SharedChains } from './support/host.ts';
+import { bridgePorts, existingChains, firewallLines, freeHostPort, freeSubnet, HostLeftovers, httpGet, ncGet, ownPatterns, perContainerChains, reservations } from './support/host.ts';
 import { buildImage, IMAGE_REF } from './support/image.ts';
 import { missingPlugins, PLUGIN_DIR, PluginDir } from './support/plugins.ts';
 
@@ -36,15 +35,14 @@ describe('containerd 1.6 CRI plugin (the kubelet path)', () => {
   const hostPort = freeHostPort();
   const token = `tscni-${s.prefix}`;
   const dns = { servers: ['10.96.0.10'], searches: [`${s.prefix}.svc.cluster.local`], options: ['ndots:5'] };
-  const scratch = new RuntimeScratch(['/run/containerd', '/var/lib/cni'], [NS]);
-  const shared = new SharedChains();
+  const leftovers = new HostLeftovers(['/run/containerd', '/var/lib/cni'], [NS]);
   let containerd: Containerd;
   let cri: CriClient;
   let dataDir: string;
   let wwwDir: string;
   const pods: Pod[] = [];
   let chainsWhileUp: string[] = [];
-  const patterns = () => [new RegExp(net), new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...pods.map((p) => new RegExp(p.id))];
+  const patterns = () => ownPatterns(net, prefix, bridge, pods.map((p) => p.id));
   const calls = (plugin: string, command: string, id: string) => checks.plugins!.calls().filter((c) => c.plugin === plugin && c.env.CNI_COMMAND === command && c.env.CNI_CONTAINERID === id);
 
   checks.setup(async () => {
@@ -81,9 +79,7 @@ describe('containerd 1.6 CRI plugin (the kubelet path)', () => {
     containerd?.clean(NS);
     await containerd?.stop();
     s.dispose();
-    purgeRules(patterns());
-    shared.removeIfMade();
-    scratch.remove();
+    leftovers.remove(patterns());
   });
 
   const runPod = async (name: string, extra: object): Promise<Pod> => {
@@ -178,6 +174,6 @@ describe('containerd 1.6 CRI plugin (the kubelet path)', () => {
     expect(reservations(dataDir)).toEqual([]);
     expect(firewallLines(patterns())).toEqual([]);
     expect(existingChains(chainsWhileUp)).toEqual([]);
-    expect(ipJson<{ ifname: string }[]>(['link', 'show', 'master', bridge])).toEqual([]);
+    expect(bridgePorts(bridge)).toEqual([]);
   });
 });

@@ -7,7 +7,7 @@ import { writeConflist } from '../support/cni.ts';
 import { Scope, tryRun } from '../support/scope.ts';
 import { Checks } from './support/checks.ts';
 import { Containerd, placeAt } from './support/containerd.ts';
-import { bridgePorts, existingChains, firewallLines, freeSubnet, perContainerChains, purgeRules, reservations, RuntimeScratch, SharedChains } from './support/host.ts';
+import { bridgePorts, existingChains, firewallLines, freeSubnet, HostLeftovers, ownPatterns, perContainerChains, reservations } from './support/host.ts';
 import { buildImage, IMAGE_REF } from './support/image.ts';
 import { PLUGIN_DIR, PluginDir } from './support/plugins.ts';
 
@@ -20,8 +20,7 @@ describe('containerd 1.6: ctr run --cni', () => {
   const net = `${s.prefix}ctr`;
   const bridge = s.link(`${s.prefix}br0`);
   const { subnet, prefix } = freeSubnet();
-  const scratch = new RuntimeScratch(['/run/containerd', '/var/lib/cni'], [NS]);
-  const shared = new SharedChains();
+  const leftovers = new HostLeftovers(['/run/containerd', '/var/lib/cni'], [NS]);
   let containerd: Containerd;
   let runInNs: string;
   let dataDir: string;
@@ -29,7 +28,7 @@ describe('containerd 1.6: ctr run --cni', () => {
   let server: { child: ChildProcess; exited: Promise<number | null> } | undefined;
   let serverIp = '';
   const cniId = (id: string) => `${NS}-${id}`;
-  const patterns = () => [new RegExp(net), new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...Object.values(ids).map((id) => new RegExp(cniId(id)))];
+  const patterns = () => ownPatterns(net, prefix, bridge, Object.values(ids).map(cniId));
   let chainsWhileUp: string[] = [];
 
   checks.setup(async () => {
@@ -67,9 +66,7 @@ describe('containerd 1.6: ctr run --cni', () => {
     containerd?.clean(NS);
     await containerd?.stop();
     s.dispose();
-    purgeRules(patterns());
-    shared.removeIfMade();
-    scratch.remove();
+    leftovers.remove(patterns());
   });
 
   /** `ctr run --rm --cni` in the private mount namespace, as a user would run it. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ipJson } from '../support/kernel.ts';
 import { Scope } from '../support/scope.ts';
 import { Checks } from './support/checks.ts';
-import { bridgePorts, firewallLines, freeHostPort, freeSubnet, httpGet, ncGet, perContainerChains, existingChains, purgeRules, reservations, RuntimeScratch, SharedChains } from './support/host.ts';
+import { bridgePorts, existingChains, firewallLines, freeHostPort, freeSubnet, HostLeftovers, httpGet, ncGet, ownPatterns, perContainerChains, reservations } from './support/host.ts';
 import { buildImage } from './support/image.ts';
 import { Podman } from './support/podman.ts';
 import { PluginDir } from './support/plugins.ts';
@@ -21,13 +21,12 @@ describe('podman (CNI backend)', () => {
   const { subnet, prefix, gateway } = freeSubnet();
   const hostPort = freeHostPort();
   const token = `tscni-${s.prefix}`;
-  const scratch = new RuntimeScratch(['/var/lib/cni', '/var/lib/containers', '/run/runc'], ['libpod_parent']);
-  const shared = new SharedChains();
+  const leftovers = new HostLeftovers(['/var/lib/cni', '/var/lib/containers', '/run/runc'], ['libpod_parent']);
   let podman: Podman;
   let dataDir: string;
   const ids: Record<'web' | 'peer', string> = { web: '', peer: '' };
   const ips: Record<'web' | 'peer', string> = { web: '', peer: '' };
-  const patterns = () => [new RegExp(net), new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...Object.values(ids).filter(Boolean).map((id) => new RegExp(id))];
+  const patterns = () => ownPatterns(net, prefix, bridge, Object.values(ids));
   let chainsWhileUp: string[] = [];
 
   checks.setup(() => {
@@ -51,9 +50,7 @@ describe('podman (CNI backend)', () => {
 
   afterAll(() => {
     s.dispose();
-    purgeRules(patterns());
-    shared.removeIfMade();
-    scratch.remove();
+    leftovers.remove(patterns());
   });
 
   const inspect = (name: string, format: string) => podman.run(['inspect', '--format', format, name]).stdout.trim();

@@ -40,6 +40,14 @@ export function existingChains(chains: readonly string[]): string[] {
   return chains.filter((c) => new RegExp(`(^|[\\s:"])${c}([\\s"]|$)`, 'm').test(dumps));
 }
 
+/**
+ * What marks a test's own rules on the host: its network name, an address in its /24 (`prefix.N`),
+ * its bridge and its containers' IDs (an ID not known yet is skipped: '' would match every line).
+ */
+export function ownPatterns(net: string, prefix: string, bridge: string, ids: readonly string[]): RegExp[] {
+  return [new RegExp(net), new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.\\d+\\b`), new RegExp(bridge), ...ids.filter(Boolean).map((id) => new RegExp(id))];
+}
+
 /** host-local reservations in a dataDir: `NETWORK/ADDRESS` files (the layout both implementations share). */
 export function reservations(dataDir: string): string[] {
   if (!existsSync(dataDir)) return [];
@@ -56,7 +64,7 @@ export const bridgePorts = (bridge: string) => ipJson<{ ifname: string }[]>(['li
  * (cgroups by rmdir, deepest first); /var/lib/cni only when empty: a result left in it is a leak
  * that the checks report.
  */
-export class RuntimeScratch {
+class RuntimeScratch {
   private readonly created: string[];
   private readonly cgroups: string[];
 
@@ -107,7 +115,7 @@ export const ncGet = (host: string, port: number, path = '/index.html') => `prin
  * jumping to those chains: the test's own leftovers (a failed run, or a plugin known to leak), so the
  * machine is left clean either way. One `iptables-restore --noflush` per family, rules before chains.
  */
-export function purgeRules(patterns: readonly RegExp[]): void {
+function purgeRules(patterns: readonly RegExp[]): void {
   for (const [save, restore] of [
     ['iptables-save', 'iptables-restore'],
     ['ip6tables-save', 'ip6tables-restore'],
@@ -142,7 +150,7 @@ export function purgeRules(patterns: readonly RegExp[]): void {
  * `removeIfMade()` after the run removes those that were not there before and that nothing uses,
  * planned by our plugins' own DEL plans: rule by rule, so a concurrent writer fails the transaction.
  */
-export class SharedChains {
+class SharedChains {
   private readonly before = new Map(FAMILY_TOOLS.map(([save]) => [save, SharedChains.present(save)]));
 
   private static present(save: string): { forward: boolean; hostport: boolean } {
@@ -164,6 +172,27 @@ export class SharedChains {
       }
       if (script.length) tryRun([restore, '-w', '--noflush'], script.join('\n') + '\n');
     }
+  }
+}
+
+/**
+ * Everything a runtime's run may leave on the host. Made at describe time, before the run (what is
+ * there already is kept); `remove(patterns)` after it deletes the test's own rules (purgeRules), then
+ * the shared chains the run made, then the runtimes' scratch paths and cgroups.
+ */
+export class HostLeftovers {
+  private readonly scratch: RuntimeScratch;
+  private readonly shared: SharedChains;
+
+  constructor(paths: readonly string[], cgroupNames: readonly string[] = []) {
+    this.scratch = new RuntimeScratch(paths, cgroupNames);
+    this.shared = new SharedChains();
+  }
+
+  remove(patterns: readonly RegExp[]): void {
+    purgeRules(patterns);
+    this.shared.removeIfMade();
+    this.scratch.remove();
   }
 }
 
