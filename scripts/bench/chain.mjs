@@ -4,12 +4,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { childEnv } from './lib.mjs';
+import { join } from 'node:path';
+import { childEnv, ROOT } from './lib.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cnitoolPath = () => execFileSync('bash', [join(root, 'scripts', 'cnitool.sh')], { encoding: 'utf8', env: childEnv({ CNITOOL: process.env.CNITOOL }) }).trim();
+const cnitoolPath = () => execFileSync('bash', [join(ROOT, 'scripts', 'cnitool.sh')], { encoding: 'utf8', env: childEnv({ CNITOOL: process.env.CNITOOL }) }).trim();
 
 /** containerd's 10-containerd-net.conflist, on a bridge and subnet of our own. */
 function writeConfs(dir, tag, subnet) {

@@ -3,11 +3,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { childEnv, stats } from './lib.mjs';
+import { join } from 'node:path';
+import { childEnv, ROOT, stats } from './lib.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const FILLS = [0, 1000, 10000];
 const NETWORK = 'bench-hl';
@@ -28,9 +26,9 @@ function prefill(dataDir, count) {
  */
 function inProcess(ctx, conf) {
   const driver = `
-    import { runPlugin } from ${JSON.stringify(join(root, 'lib/cni/skel.ts'))};
-    import { processExec } from ${JSON.stringify(join(root, 'lib/exec.ts'))};
-    import { loadPlugin } from ${JSON.stringify(join(root, 'plugins/registry.ts'))};
+    import { runPlugin } from ${JSON.stringify(join(ROOT, 'lib/cni/skel.ts'))};
+    import { processExec } from ${JSON.stringify(join(ROOT, 'lib/exec.ts'))};
+    import { loadPlugin } from ${JSON.stringify(join(ROOT, 'plugins/registry.ts'))};
     const plugin = await loadPlugin('host-local');
     const io = (command, i) => ({ env: { CNI_COMMAND: command, CNI_CONTAINERID: 'inproc-' + i, CNI_NETNS: '/run/netns/none', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' },
       readStdin: () => ${JSON.stringify(conf)}, writeStdout: () => {}, writeStderr: (t) => process.stderr.write(t), exec: processExec, resolve: loadPlugin, self: undefined });
@@ -43,7 +41,7 @@ function inProcess(ctx, conf) {
       }
     }
     console.log(JSON.stringify(out));`;
-  const samples = JSON.parse(execFileSync(join(root, 'node_modules', '.bin', 'bun'), ['-e', driver], { encoding: 'utf8', env: childEnv() }));
+  const samples = JSON.parse(execFileSync(join(ROOT, 'node_modules', '.bin', 'bun'), ['-e', driver], { encoding: 'utf8', env: childEnv() }));
   return { ADD: stats(samples.ADD), DEL: stats(samples.DEL) };
 }
 

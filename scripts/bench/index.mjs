@@ -3,19 +3,17 @@
 // Times tscni against the reference plugins side by side in one run, prints a table per section
 // and rewrites that section of BENCHMARKS.md (between its markers).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { environment, makeContext, renderTable, replaceSection, timeSpawn } from './lib.mjs';
+import { environment, makeContext, renderTable, replaceSection, ROOT, timeSpawn } from './lib.mjs';
 import { SECTIONS } from './sections.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values: opts } = parseArgs({
   options: {
     only: { type: 'string', multiple: true },
     runs: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '5' },
-    ours: { type: 'string', default: join(root, 'dist', 'bin') },
+    ours: { type: 'string', default: join(ROOT, 'dist', 'bin') },
     ref: { type: 'string', default: '/usr/lib/cni' },
     'no-write': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -39,7 +37,7 @@ if (!existsSync(join(ours, 'tscni'))) {
 
 const env = environment(ours);
 console.log(env);
-const bench = join(root, 'BENCHMARKS.md');
+const bench = join(ROOT, 'BENCHMARKS.md');
 const HEADER = '# Benchmarks\n\nWritten by `npm run bench`; each section is rewritten by its own run.\n';
 // Rows of every section run so far, by section id: the targets section reads them (one run).
 const results = {};

@@ -2,7 +2,11 @@
 // Sections (scripts/bench/sections.mjs) use `ctx` from makeContext() and return rows.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, loadavg, release } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root. */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** A child environment built from scratch: NODE_EXTRA_CA_CERTS alone adds ~37 ms to a Node start. */
 export function childEnv(vars = {}) {

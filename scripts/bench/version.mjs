@@ -2,17 +2,16 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { ROOT } from './lib.mjs';
 
 const STDIN = JSON.stringify({ cniVersion: '1.0.0' });
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** An empty program compiled exactly as tscni is: the floor bun's start-up puts under any call. */
 function emptyBunBinary(dir) {
   writeFileSync(join(dir, 'empty.ts'), 'import { writeSync } from "node:fs";\nwriteSync(1, "{}");\n');
   const out = join(dir, 'empty');
-  execFileSync(join(root, 'node_modules', '.bin', 'bun'), ['build', '--compile', '--bytecode', '--minify', '--format=esm', '--target=bun', '--compile-jit-policy=1000', '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig', join(dir, 'empty.ts'), '--outfile', out], { cwd: dir, stdio: 'ignore' });
+  execFileSync(join(ROOT, 'node_modules', '.bin', 'bun'), ['build', '--compile', '--bytecode', '--minify', '--format=esm', '--target=bun', '--compile-jit-policy=1000', '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig', join(dir, 'empty.ts'), '--outfile', out], { cwd: dir, stdio: 'ignore' });
   return out;
 }
 

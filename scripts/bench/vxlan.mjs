@@ -5,6 +5,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { childEnv, stats } from './lib.mjs';
 
 const PEERS = 1000;
@@ -14,7 +15,6 @@ const inNs = (ns, argv) => ['nsenter', `--net=/run/netns/${ns}`, ...argv];
 const vtepMac = (vni, ip) => [0x0a, vni & 0xff, ...ip.split('.').map(Number)].map((b) => b.toString(16).padStart(2, '0')).join(':');
 // peer n: subnet 10.(1 + n/256).(n%256).0/24 at underlay 172.16.(n/128).(n%128 + 1)
 const peer = (n, ipShift = 0) => ({ subnet: `10.${1 + (n >> 8)}.${n & 255}.0/24`, ip: `172.16.${n >> 7}.${(n & 127) + 1 + ipShift}` });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const row = (operation, samples, note) => ({ operation: note ? `${operation} (${note})` : operation, ours: stats(samples) });
 
 /** An underlay bridge in its own namespace and nodes with eth0 on it, as the netns tests simulate them. */
