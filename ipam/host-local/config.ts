@@ -5,7 +5,7 @@ import { lazy } from '../../lib/cni/lazy.ts';
 import type { Route } from '../../lib/cni/result.ts';
 import { atLeast } from '../../lib/cni/versions.ts';
 import { compareIp, contains, formatCidr, formatIp, hasHostBits, lastAddress, network, nextIp, parseCidr, parseIp, prevIp, bitsOf, type Cidr, type Ip } from '../../lib/net/ip.ts';
-import { isStoreName } from '../../lib/store/reservations.ts';
+import { DEFAULT_DATA_DIR, isStoreName } from '../../lib/store/reservations.ts';
 
 /** One range of a set: inclusive bounds inside `subnet`; `gateway` is never handed out. */
 export interface Range {
@@ -28,8 +28,6 @@ export interface HostLocalConf {
   /** Requested addresses, in order: CNI_ARGS IP=, then args.cni.ips, then runtimeConfig.ips. */
   requested: Ip[];
 }
-
-export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
 const RawRange = lazy(() =>
   z.looseObject({

@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { compareIp, parseIp } from '../net/ip.ts';
 import { isStoreName, listReservations as readStore } from '../store/reservations.ts';
 
-/** host-local's default store: one directory per network. */
-export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
+export { DEFAULT_DATA_DIR } from '../store/reservations.ts';
 
 /** One address held in a host-local store. */
 export interface Reservation {

@@ -28,6 +28,9 @@ export interface Reservation extends Owner {
   mtime: Date;
 }
 
+/** host-local's default data dir: one store directory per network under it. */
+export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
+
 const LINE_BREAK = '\r\n';
 const LAST_RESERVED = 'last_reserved_ip.';
 const META = '.tscni';
