@@ -3,7 +3,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import type { Family } from '../../lib/net/ip.ts';
-import { iptablesSave } from '../../lib/netfilter/iptables.ts';
+import { iptablesSave, type SavedTable } from '../../lib/netfilter/iptables.ts';
 import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
 import { nftApply, nftList, type NftObjects } from '../../lib/netfilter/nft.ts';
 import { reconcileTable } from '../../lib/netfilter/reconcile.ts';
@@ -32,12 +32,9 @@ function requirePrev(ctx: PluginContext): Result {
 }
 
 /** Removes the forwarding of the attachments `doomed` selects, in both backends' places it could be. */
-async function remove(ctx: PluginContext, backend: Portmap['backend'], net: string, chains: (families: Family) => Promise<string[]> | string[], doomed: (attachment: string) => boolean, families: readonly Family[]): Promise<void> {
+async function remove(ctx: PluginContext, backend: Portmap['backend'], net: string, chains: (current: SavedTable) => string[], doomed: (attachment: string) => boolean, families: readonly Family[]): Promise<void> {
   if (backend === 'nftables') return reconcileNft(ctx, (t) => planNftDel(t, doomed, net).join('\n'));
-  for (const family of families) {
-    const wanted = await chains(family);
-    await reconcileTable(ctx.exec, family, 'nat', (t) => planIptablesDel(t, wanted));
-  }
+  for (const family of families) await reconcileTable(ctx.exec, family, 'nat', (t) => planIptablesDel(t, chains(t)));
 }
 
 export default definePlugin({
@@ -102,10 +99,8 @@ export default definePlugin({
     const conf = parseConf(PortmapConf(), ctx.conf);
     const validIds = (conf['cni.dev/valid-attachments'] ?? []).map((a) => a.containerID);
     const valid = new Set(validIds.map((id) => attachmentHash(conf.name, id)));
-    const stale = async (family: Family) => {
-      const keep = new Set(validIds);
-      return chainsOfNetwork(await iptablesSave(ctx.exec, family, 'nat'), conf.name).filter((c) => !keep.has(c.containerId)).map((c) => c.chain);
-    };
+    const keep = new Set(validIds);
+    const stale = (t: SavedTable) => chainsOfNetwork(t, conf.name).filter((c) => !keep.has(c.containerId)).map((c) => c.chain);
     await remove(ctx, conf.backend ?? 'iptables', conf.name, stale, (h) => !valid.has(h), FAMILIES);
   },
 });
