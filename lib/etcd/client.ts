@@ -155,10 +155,6 @@ export class EtcdClient {
     return r.kvs?.[0] ? toKv(r.kvs[0]) : undefined;
   }
 
-  async put(key: string, value: string, lease?: string): Promise<void> {
-    await this.call('/v3/kv/put', { key: b64(key), value: b64(value), ...(lease ? { lease } : {}) });
-  }
-
   /**
    * Writes `key` only if it is absent (`createRevision` 0) or still at `modRevision`: a
    * compare-and-swap. Returns whether it was written and, if not, the value that won.
