@@ -1,3 +1,4 @@
+import { isPlainObject as isObj } from '../cni/netconf.ts';
 import { parseResult } from '../cni/result-parse.ts';
 import { convertResult } from '../cni/result.ts';
 import { atLeast } from '../cni/versions.ts';
@@ -89,7 +90,6 @@ function get(o: unknown, key: string): unknown {
   return found === undefined ? undefined : o[found];
 }
 
-const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
