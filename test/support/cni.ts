@@ -11,9 +11,10 @@ export interface PluginRun {
   json: any;
 }
 
-function parse(stdout: string): unknown {
+/** `text` parsed as JSON, or undefined when it is empty or not JSON. */
+export function jsonOrUndefined(text: string): any {
   try {
-    return stdout.trim() ? JSON.parse(stdout) : undefined;
+    return text.trim() ? JSON.parse(text) : undefined;
   } catch {
     return undefined;
   }
@@ -35,7 +36,7 @@ export function execPlugin(file: string, env: ExecEnv, conf: unknown): PluginRun
   if (process.env.TSCNI_LOG) base.TSCNI_LOG = process.env.TSCNI_LOG;
   const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>;
   const r = spawnSync(file, [], { input: typeof conf === 'string' ? conf : JSON.stringify(conf), env: { ...base, ...clean }, encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', json: parse(r.stdout ?? '') };
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', json: jsonOrUndefined(r.stdout ?? '') };
 }
 
 export interface CnitoolEnv {
@@ -70,5 +71,5 @@ export function cnitool(verb: 'add' | 'check' | 'del', net: string, netnsPath: s
   if (e.containerId) env.CNI_CONTAINERID = e.containerId;
   if (process.env.TSCNI_LOG) env.TSCNI_LOG = process.env.TSCNI_LOG;
   const r = spawnSync(CNITOOL, [verb, net, netnsPath], { env, encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', json: parse(r.stdout ?? '') };
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', json: jsonOrUndefined(r.stdout ?? '') };
 }

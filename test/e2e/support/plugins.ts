@@ -1,5 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { jsonOrUndefined } from '../../support/cni.ts';
 import { OUR_BIN } from '../../support/paths.ts';
 
 /**
@@ -75,13 +76,7 @@ export class PluginDir {
             .filter(Boolean)
             .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
         );
-        let conf: any;
-        try {
-          conf = JSON.parse(stdin);
-        } catch {
-          conf = undefined;
-        }
-        return { plugin: read(d, 'plugin').trim(), env, stdin, stdout: read(d, 'stdout'), stderr: read(d, 'stderr'), exit: Number(read(d, 'exit').trim() || -1), conf };
+        return { plugin: read(d, 'plugin').trim(), env, stdin, stdout: read(d, 'stdout'), stderr: read(d, 'stderr'), exit: Number(read(d, 'exit').trim() || -1), conf: jsonOrUndefined(stdin) };
       });
   }
 
