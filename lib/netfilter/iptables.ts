@@ -1,7 +1,13 @@
+import { ipFamily } from '../cni/result.ts';
 import type { Exec } from '../exec.ts';
 import { NetfilterError } from './errors.ts';
 
 export type IpFamily = 4 | 6;
+
+/** The families whose tables a teardown reads: those of a prevResult's addresses, both without any. */
+export function familiesOf(ips: readonly { address: string }[] | undefined): readonly IpFamily[] {
+  return ips?.length ? [...new Set(ips.map((ip) => ipFamily(ip.address)))] : [4, 6];
+}
 
 const SAVE = { 4: 'iptables-save', 6: 'ip6tables-save' } as const;
 const RESTORE = { 4: 'iptables-restore', 6: 'ip6tables-restore' } as const;

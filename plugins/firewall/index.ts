@@ -4,7 +4,7 @@ import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { formatIp, parseCidr, type Family } from '../../lib/net/ip.ts';
-import { iptablesSave } from '../../lib/netfilter/iptables.ts';
+import { familiesOf, iptablesSave } from '../../lib/netfilter/iptables.ts';
 import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
 import { hasRule, reconcileTable } from '../../lib/netfilter/reconcile.ts';
 import { FirewallConf } from './conf.ts';
@@ -70,7 +70,7 @@ export default definePlugin({
     const conf = parse(ctx);
     const mine = attachmentHash(conf.name, ctx.containerId);
     // Rules are found by their tag: a prevResult only narrows which families to read.
-    const families = ctx.prevResult?.ips?.length ? [...new Set(ctx.prevResult.ips.map((ip) => (ip.address.includes(':') ? 6 : 4) as Family))] : FAMILIES;
+    const families = familiesOf(ctx.prevResult?.ips);
     await remove(ctx, conf.name, (h) => h === mine, families);
   },
 

@@ -3,7 +3,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import type { Family } from '../../lib/net/ip.ts';
-import { iptablesSave, type SavedTable } from '../../lib/netfilter/iptables.ts';
+import { familiesOf, iptablesSave, type SavedTable } from '../../lib/netfilter/iptables.ts';
 import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
 import { nftApply, nftList, type NftObjects } from '../../lib/netfilter/nft.ts';
 import { reconcileTable } from '../../lib/netfilter/reconcile.ts';
@@ -71,7 +71,7 @@ export default definePlugin({
     const conf = parseConf(PortmapConf(), ctx.conf);
     const listed = conf.runtimeConfig?.portMappings;
     if (Array.isArray(listed) && listed.length === 0) return; // ADD forwarded nothing
-    const families = ctx.prevResult?.ips?.length ? [...new Set(ctx.prevResult.ips.map((ip) => (ip.address.includes(':') ? 6 : 4) as Family))] : FAMILIES;
+    const families = familiesOf(ctx.prevResult?.ips);
     const mine = attachmentHash(conf.name, ctx.containerId);
     await remove(ctx, conf.backend ?? 'iptables', conf.name, () => [dnChain(conf.name, ctx.containerId)], (h) => h === mine, families);
   },
