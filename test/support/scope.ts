@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
  * A short unique prefix for everything one test makes (netns, links, chains, dirs): 6 chars, so
  * prefix + 9 more still fits the kernel's 15-character interface names. Parallel workers never collide.
  */
-export function uniquePrefix(): string {
+function uniquePrefix(): string {
   return 't' + randomBytes(4).toString('hex').slice(0, 5);
 }
 

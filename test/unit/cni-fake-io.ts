@@ -19,7 +19,7 @@ export function fakeExec(reply: (argv: readonly string[], options?: RunOptions) 
   return { spawns, run: answer, runAsync: async (argv, options) => answer(argv, options) };
 }
 
-export const LOOPBACK_LIKE: Result = {
+const LOOPBACK_LIKE: Result = {
   interfaces: [{ name: 'lo', mac: '00:00:00:00:00:00', sandbox: '/run/netns/x' }],
   ips: [
     { interface: 0, address: '127.0.0.1/8' },
