@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors.ts';
+import { invalidConfig } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { formatCidr, formatIp, network, parseCidr, parseIp, type Family } from '../../lib/net/ip.ts';
@@ -92,10 +92,9 @@ export function parseMappings(conf: PortmapConf): Mapping[] {
   });
 }
 
-export function resolvePortmap(conf: PortmapConf, prev: Result | undefined, mappings: Mapping[]): Portmap {
+export function resolvePortmap(conf: PortmapConf, prev: Result, mappings: Mapping[]): Portmap {
   if (conf.markMasqBit !== undefined && conf.externalSetMarkChain) throw invalidConfig('cannot specify externalSetMarkChain and markMasqBit');
   if (conf.externalSetMarkChain !== undefined && !validChainName(conf.externalSetMarkChain)) throw invalidConfig(`invalid externalSetMarkChain ${JSON.stringify(conf.externalSetMarkChain)}`);
-  if (!prev) throw new CniError(ErrorCode.invalidConfig, 'must be called as chained plugin', 'portmap needs a prevResult');
   const bit = conf.markMasqBit ?? 13;
   const mark = `0x${(2 ** bit).toString(16)}`;
   const families: FamilyPlan[] = [];
