@@ -49,13 +49,6 @@ export async function nftApply(exec: Exec, script: string): Promise<void> {
   if (out.status !== 0) throw new NetfilterError(out, script);
 }
 
-const NFT_WORD = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
-
-/** Whether `name` may appear unquoted as a table or chain name in a script. */
-export function validNftName(name: string): boolean {
-  return NFT_WORD.test(name);
-}
-
 const COMMENT = /^[A-Za-z0-9 _.:=/+-]{1,127}$/;
 
 /** A quoted `comment "…"` value: nft strings cannot escape quotes, so only a safe alphabet passes. */
