@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cnitool, execPlugin, writeConflist } from '../support/cni.ts';
-import { ipJson, pings } from '../support/kernel.ts';
+import { dropNftTableIfEmpty, ipJson, pings } from '../support/kernel.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
 
@@ -216,10 +216,7 @@ describe('bridge ADD/CHECK/DEL', () => {
         expect(natRules(6, `id: \\"${ea.CNI_CONTAINERID}\\"`)).toHaveLength(3);
       } else {
         expect(mine(ea.CNI_CONTAINERID)).toHaveLength(2);
-        s.defer(() => {
-          const left = JSON.parse(tryRun(['nft', '-j', 'list', 'chain', 'inet', 'tscni_masquerade', 'postrouting']).stdout || '{"nftables":[]}').nftables;
-          if (!left.some((o: any) => o.rule)) tryRun(['nft', 'delete', 'table', 'inet', 'tscni_masquerade']);
-        });
+        s.defer(() => dropNftTableIfEmpty('inet', 'tscni_masquerade'));
       }
       expect(mine(eb.CNI_CONTAINERID).length).toBeGreaterThan(0);
       // containerd CRI's second DEL: no netns, no prevResult
