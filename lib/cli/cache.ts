@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { CommandContext } from './command.ts';
 import { goMarshal } from './go-json.ts';
 import type { RuntimeConf } from './runtime-conf.ts';
 
@@ -24,6 +25,9 @@ export interface CachedAttachment {
 
 export const CACHE_KIND = 'cniCacheV1';
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
+
+/** The cache a command uses: --cache-dir, else CNI_CACHEDIR (as cnitool), else libcni's default. */
+export const cacheDirFor = (ctx: Pick<CommandContext, 'args' | 'env'>) => ctx.args.strings.get('cache-dir') || ctx.env.CNI_CACHEDIR || DEFAULT_CACHE_DIR;
 
 export const cacheFile = (cacheDir: string, network: string, rt: RuntimeConf) =>
   join(cacheDir, 'results', `${network}-${rt.containerId}-${rt.ifname}`);

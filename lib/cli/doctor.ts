@@ -9,12 +9,12 @@ import { ipJson } from '../ip/ip.ts';
 import { contains, formatCidr, formatIp, network, nextIp, parseCidr, parseIp, type Cidr, type Ip } from '../net/ip.ts';
 import { iptablesSave, type SavedTable } from '../netfilter/iptables.ts';
 import { FAMILIES, findTaggedRules, sweepCommands } from './tagged-rules.ts';
-import { DEFAULT_CACHE_DIR, listCachedAttachments, type CachedAttachment } from './cache.ts';
+import { cacheDirFor, DEFAULT_CACHE_DIR, listCachedAttachments, type CachedAttachment } from './cache.ts';
 import { defineCommand, EXIT } from './command.ts';
 import { delegatedIpam, loadConfParsers, type ConfParser } from './conf-parsers.ts';
 import { scanConfDir, type ConfList } from './conflist.ts';
 import { findLeaks } from './ipam-command.ts';
-import { DEFAULT_CNI_PATH, DEFAULT_CONF_DIR } from './network-command.ts';
+import { confDirFor, DEFAULT_CNI_PATH, DEFAULT_CONF_DIR } from './network-command.ts';
 import { DEFAULT_DATA_DIR, listReservations } from './reservations.ts';
 import { UsageError, validName } from './runtime-conf.ts';
 
@@ -234,8 +234,8 @@ export default defineCommand({
   async run(ctx) {
     if (ctx.args.positionals.length > 0) throw new UsageError('doctor takes no arguments');
     const dirs = (ctx.args.strings.get('cni-path') ?? ctx.env.CNI_PATH ?? DEFAULT_CNI_PATH).split(':').filter(Boolean);
-    const confDir = ctx.args.strings.get('conf-dir') || ctx.env.NETCONFPATH || DEFAULT_CONF_DIR;
-    const cacheDir = ctx.args.strings.get('cache-dir') || ctx.env.CNI_CACHEDIR || DEFAULT_CACHE_DIR;
+    const confDir = confDirFor(ctx);
+    const cacheDir = cacheDirFor(ctx);
     const dataDir = ctx.args.strings.get('data-dir') || DEFAULT_DATA_DIR;
     const self = selfPath();
     const ours = pluginNames();

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { DEFAULT_CACHE_DIR, listCachedAttachments, type CachedAttachment } from './cache.ts';
+import { cacheDirFor, DEFAULT_CACHE_DIR, listCachedAttachments, type CachedAttachment } from './cache.ts';
 import { defineCommand, EXIT, table } from './command.ts';
 import { DEFAULT_DATA_DIR, listReservations, type Reservation } from './reservations.ts';
 import { UsageError, validName } from './runtime-conf.ts';
@@ -52,7 +52,7 @@ export default defineCommand({
       else ctx.out(table([['NETWORK', 'ADDRESS', 'CONTAINER', 'IFNAME', 'SINCE'], ...reservations.map((r) => [r.network, r.address, r.containerID, r.ifname || '-', r.since])]));
       return EXIT.ok;
     }
-    const cacheDir = ctx.args.strings.get('cache-dir') || ctx.env.CNI_CACHEDIR || DEFAULT_CACHE_DIR;
+    const cacheDir = cacheDirFor(ctx);
     const leaks = findLeaks(reservations, listCachedAttachments(cacheDir));
     if (ctx.json) ctx.out(JSON.stringify(leaks.map(({ file: _file, ...l }) => l)) + '\n');
     else if (leaks.length === 0) ctx.out(`no leaks: every reservation in ${dataDir} has a live attachment\n`);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { DEFAULT_CACHE_DIR, listCachedAttachments, readCacheEntry, type CachedAttachment } from './cache.ts';
+import { cacheDirFor, DEFAULT_CACHE_DIR, listCachedAttachments, readCacheEntry, type CachedAttachment } from './cache.ts';
 import { defineCommand, EXIT, type CommandContext } from './command.ts';
 import { loadConfList } from './conflist.ts';
 import { goMarshal } from './go-json.ts';
@@ -43,7 +43,6 @@ export function runnerFor(ctx: CommandContext): Runner {
   return { exec: ctx.exec, path, cacheDir: cacheDirFor(ctx), env: ctx.env };
 }
 
-export const cacheDirFor = (ctx: CommandContext) => ctx.args.strings.get('cache-dir') || ctx.env.CNI_CACHEDIR || DEFAULT_CACHE_DIR;
 export const confDirFor = (ctx: CommandContext) => ctx.args.strings.get('conf-dir') || ctx.env.NETCONFPATH || DEFAULT_CONF_DIR;
 
 /** `--valid a/eth0,b/eth0 --valid c/net1` → attachments; every part validated. */
