@@ -49,6 +49,21 @@ export async function nftApply(exec: Exec, script: string): Promise<void> {
   if (out.status !== 0) throw new NetfilterError(out, script);
 }
 
+/**
+ * Lists, plans a script from what is there, applies it as one transaction; a concurrent writer makes
+ * the transaction fail, and we list and plan again (as reconcileTable does for iptables).
+ */
+export async function reconcileNft(exec: Exec, listArgs: readonly string[], plan: (current: NftObjects) => string, attempts = 3): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const script = plan(await nftList(exec, listArgs));
+    try {
+      return await nftApply(exec, script);
+    } catch (err) {
+      if (attempt >= attempts) throw err;
+    }
+  }
+}
+
 const COMMENT = /^[A-Za-z0-9 _.:=/+-]{1,127}$/;
 
 /** A quoted `comment "…"` value: nft strings cannot escape quotes, so only a safe alphabet passes. */

@@ -5,7 +5,7 @@ import type { Result } from '../../lib/cni/result.ts';
 import type { Family } from '../../lib/net/ip.ts';
 import { familiesOf, iptablesSave, type SavedTable } from '../../lib/netfilter/iptables.ts';
 import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
-import { nftApply, nftList, type NftObjects } from '../../lib/netfilter/nft.ts';
+import { nftList, reconcileNft } from '../../lib/netfilter/nft.ts';
 import { reconcileTable } from '../../lib/netfilter/reconcile.ts';
 import { parseMappings, PortmapConf, resolvePortmap, type Portmap } from './conf.ts';
 import { enableLocalnetRouting, flushUdpConntrack } from './host.ts';
@@ -13,18 +13,7 @@ import { chainsOfNetwork, dnChain, dnChainRules, planIptablesAdd, planIptablesDe
 import { NFT_TABLE, nftMissing, planNftAdd, planNftDel } from './nftables.ts';
 
 const FAMILIES: readonly Family[] = [4, 6];
-const listTable = (ctx: PluginContext) => nftList(ctx.exec, ['table', 'inet', NFT_TABLE]);
-
-/** List, plan, apply as one transaction; a concurrent writer makes it fail, and we plan again. */
-async function reconcileNft(ctx: PluginContext, plan: (current: NftObjects) => string, attempts = 3): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await nftApply(ctx.exec, plan(await listTable(ctx)));
-    } catch (err) {
-      if (attempt >= attempts || err instanceof CniError) throw err;
-    }
-  }
-}
+const TABLE = ['table', 'inet', NFT_TABLE];
 
 function requirePrev(ctx: PluginContext): Result {
   if (!ctx.prevResult) throw new CniError(ErrorCode.invalidConfig, 'must be called as chained plugin', 'portmap needs a prevResult');
@@ -33,7 +22,7 @@ function requirePrev(ctx: PluginContext): Result {
 
 /** Removes the forwarding of the attachments `doomed` selects, in both backends' places it could be. */
 async function remove(ctx: PluginContext, backend: Portmap['backend'], net: string, chains: (current: SavedTable) => string[], doomed: (attachment: string) => boolean, families: readonly Family[]): Promise<void> {
-  if (backend === 'nftables') return reconcileNft(ctx, (t) => planNftDel(t, doomed, net).join('\n'));
+  if (backend === 'nftables') return reconcileNft(ctx.exec, TABLE, (t) => planNftDel(t, doomed, net).join('\n'));
   for (const family of families) await reconcileTable(ctx.exec, family, 'nat', (t) => planIptablesDel(t, chains(t)));
 }
 
@@ -53,7 +42,7 @@ export default definePlugin({
     const chain = dnChain(conf.name, ctx.containerId);
     if (p.backend === 'nftables') {
       undo.push('remove nft port forwarding', () => remove(ctx, 'nftables', conf.name, () => [], (h) => h === mine, []));
-      await reconcileNft(ctx, (t) => planNftAdd(t, conf.name, ctx.containerId, p));
+      await reconcileNft(ctx.exec, TABLE, (t) => planNftAdd(t, conf.name, ctx.containerId, p));
     } else {
       for (const f of p.families) {
         undo.push(`remove IPv${f.family} port forwarding`, () => remove(ctx, 'iptables', conf.name, () => [chain], () => true, [f.family]));
@@ -83,7 +72,7 @@ export default definePlugin({
     if (mappings.length === 0) return;
     const p = resolvePortmap(conf, prev, mappings);
     const missing: string[] = [];
-    if (p.backend === 'nftables') missing.push(...nftMissing(await listTable(ctx), conf.name, ctx.containerId, p));
+    if (p.backend === 'nftables') missing.push(...nftMissing(await nftList(ctx.exec, TABLE), conf.name, ctx.containerId, p));
     else {
       const chain = dnChain(conf.name, ctx.containerId);
       for (const f of p.families) {
