@@ -56,11 +56,8 @@ export async function iptablesRestore(exec: Exec, family: IpFamily, script: stri
   if (out.status !== 0) throw new NetfilterError(out, script);
 }
 
-const CHAIN_NAME = /^[A-Za-z0-9_.-]{1,28}$/;
-
-export function validChainName(name: string): boolean {
-  return CHAIN_NAME.test(name);
-}
+/** A chain name iptables takes, and safe in restore text: 1-28 letters, digits, "_", "." or "-". */
+export const CHAIN_NAME = /^[A-Za-z0-9_.-]{1,28}$/;
 
 /**
  * A `--comment` argument for restore text. The text must already be free of control characters

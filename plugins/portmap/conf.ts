@@ -3,7 +3,7 @@ import { invalidConfig } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { formatCidr, formatIp, network, parseCidr, parseIp, type Family } from '../../lib/net/ip.ts';
-import { validChainName } from '../../lib/netfilter/iptables.ts';
+import { CHAIN_NAME } from '../../lib/netfilter/iptables.ts';
 
 const port = () => z.number().check(z.int(), z.minimum(1), z.maximum(65535));
 
@@ -94,7 +94,7 @@ export function parseMappings(conf: PortmapConf): Mapping[] {
 
 export function resolvePortmap(conf: PortmapConf, prev: Result, mappings: Mapping[]): Portmap {
   if (conf.markMasqBit !== undefined && conf.externalSetMarkChain) throw invalidConfig('cannot specify externalSetMarkChain and markMasqBit');
-  if (conf.externalSetMarkChain !== undefined && !validChainName(conf.externalSetMarkChain)) throw invalidConfig(`invalid externalSetMarkChain ${JSON.stringify(conf.externalSetMarkChain)}`);
+  if (conf.externalSetMarkChain !== undefined && !CHAIN_NAME.test(conf.externalSetMarkChain)) throw invalidConfig(`invalid externalSetMarkChain ${JSON.stringify(conf.externalSetMarkChain)}`);
   const bit = conf.markMasqBit ?? 13;
   const mark = `0x${(2 ** bit).toString(16)}`;
   const families: FamilyPlan[] = [];
