@@ -39,7 +39,6 @@ export interface RunOptions {
 
 /** Spawns processes. Injected so tests can count and observe spawns. */
 export interface Exec {
-  run(argv: readonly string[], options?: RunOptions): ProcessOutput;
   runAsync(argv: readonly string[], options?: RunOptions): Promise<ProcessOutput>;
 }
 
@@ -58,7 +57,6 @@ interface BunSpawnOptions {
 }
 interface BunRuntime {
   spawn(argv: string[], options: BunSpawnOptions): { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array> | null | number; exited: Promise<number>; exitCode: number | null; signalCode: string | null };
-  spawnSync(argv: string[], options: BunSpawnOptions): { stdout: Uint8Array; stderr: Uint8Array | null; exitCode: number | null; signalCode?: string | null };
 }
 const bun = (globalThis as { Bun?: BunRuntime }).Bun;
 
@@ -80,16 +78,6 @@ function bunOptions(options: RunOptions | undefined): BunSpawnOptions {
  * synchronously, as a ProcessError.
  */
 const bunExec: Exec = {
-  run(argv, options) {
-    let r: ReturnType<BunRuntime['spawnSync']>;
-    try {
-      r = bun!.spawnSync([...argv], bunOptions(options));
-    } catch (err) {
-      return finish({ argv, status: null, signal: null, stdout: '', stderr: '' }, options, err as Error);
-    }
-    return finish({ argv, status: r.exitCode, signal: r.signalCode ?? null, stdout: text(r.stdout), stderr: text(r.stderr) }, options);
-  },
-
   async runAsync(argv, options) {
     let child: ReturnType<BunRuntime['spawn']>;
     try {
@@ -107,18 +95,6 @@ const bunExec: Exec = {
 const childProcess = (): typeof ChildProcess => process.getBuiltinModule('node:child_process');
 
 const nodeExec: Exec = {
-  run(argv, options) {
-    const [file, ...args] = argv;
-    const r = childProcess().spawnSync(file!, args, {
-      input: options?.input,
-      env: (options?.env ?? process.env) as NodeJS.ProcessEnv,
-      encoding: 'utf8',
-      stdio: ['pipe', 'pipe', options?.inheritStderr ? 'inherit' : 'pipe'],
-      maxBuffer: 256 * 1024 * 1024,
-    });
-    return finish({ argv, status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }, options, r.error);
-  },
-
   runAsync(argv, options) {
     return new Promise((resolve, reject) => {
       const [file, ...args] = argv;

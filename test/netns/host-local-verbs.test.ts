@@ -102,7 +102,6 @@ describe('host-local verbs: GC, STATUS, CHECK, in-process delegation', () => {
 
     const spawned: string[] = [];
     const counting: Exec = {
-      run: (argv, o) => (spawned.push(argv.join(' ')), processExec.run(argv, o)),
       runAsync: (argv, o) => (spawned.push(argv.join(' ')), processExec.runAsync(argv, o)),
     };
     const caller = definePlugin({

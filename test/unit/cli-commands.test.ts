@@ -139,9 +139,6 @@ describe('doctor: configs checked by each plugin\'s own parser', () => {
   const hostLocal = { type: 'host-local', ranges: [[{ subnet: '10.88.0.0/16' }]] };
   /** No kernel in unit tests: every command doctor would run fails, which it reports as a warning. */
   const noKernel: Exec = {
-    run: () => {
-      throw new Error('no kernel here');
-    },
     runAsync: () => Promise.reject(new Error('no kernel here')),
   };
 

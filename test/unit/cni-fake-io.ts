@@ -16,7 +16,7 @@ export function fakeExec(reply: (argv: readonly string[], options?: RunOptions) 
     spawns.push({ argv, options });
     return { argv, status: 0, signal: null, stdout: '', stderr: '', ...reply(argv, options) };
   };
-  return { spawns, run: answer, runAsync: async (argv, options) => answer(argv, options) };
+  return { spawns, runAsync: async (argv, options) => answer(argv, options) };
 }
 
 const LOOPBACK_LIKE: Result = {
