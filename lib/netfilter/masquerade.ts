@@ -28,17 +28,26 @@ const nftTag = (net: string, hash: string) => `tscni ${networkHash(net)} ${hash}
 
 const subnetOf = (c: Cidr) => formatCidr({ ip: network(c), prefix: c.prefix });
 
+/** An attachment's chain and the comment match on each of its rules. */
+function iptablesTag(net: string, containerId: string) {
+  return { chain: masqChain(net, containerId), comment: `-m comment --comment ${quoteComment(masqComment(net, containerId))}` };
+}
+
+/** The POSTROUTING jumps of one family's addresses, without `-A`/`-D`: ADD appends them, a known-address DEL deletes them. */
+function postroutingJumps(net: string, containerId: string, ips: readonly Cidr[]): string[] {
+  const { chain, comment } = iptablesTag(net, containerId);
+  return ips.map((c) => `POSTROUTING -s ${formatIp(c.ip)}/${c.ip.family === 4 ? 32 : 128} ${comment} -j ${chain}`);
+}
+
 /** iptables-restore lines for one family's addresses of an attachment (pure). */
 export function planIptablesMasq(net: string, containerId: string, ips: readonly Cidr[]): string[] {
   if (ips.length === 0) return [];
-  const family = ips[0]!.ip.family;
-  const chain = masqChain(net, containerId);
-  const comment = `-m comment --comment ${quoteComment(masqComment(net, containerId))}`;
+  const { chain, comment } = iptablesTag(net, containerId);
   return [
     `:${chain} - [0:0]`,
     ...ips.map((c) => `-A ${chain} -d ${subnetOf(c)} ${comment} -j ACCEPT`),
-    `-A ${chain} ! -d ${MULTICAST[family]} ${comment} -j MASQUERADE`,
-    ...ips.map((c) => `-A POSTROUTING -s ${formatIp(c.ip)}/${family === 4 ? 32 : 128} ${comment} -j ${chain}`),
+    `-A ${chain} ! -d ${MULTICAST[ips[0]!.ip.family]} ${comment} -j MASQUERADE`,
+    ...postroutingJumps(net, containerId, ips).map((j) => `-A ${j}`),
   ];
 }
 
@@ -122,9 +131,7 @@ export function planNftUnmasq(objects: NftObjects, net: string, selector: MasqSe
 export function planIptablesUnmasqKnown(net: string, containerId: string, ips: readonly Cidr[]): string[] {
   if (ips.length === 0) return [];
   const chain = masqChain(net, containerId);
-  const comment = `-m comment --comment ${quoteComment(masqComment(net, containerId))}`;
-  const bits = ips[0]!.ip.family === 4 ? 32 : 128;
-  return [...ips.map((c) => `-D POSTROUTING -s ${formatIp(c.ip)}/${bits} ${comment} -j ${chain}`), `-F ${chain}`, `-X ${chain}`];
+  return [...postroutingJumps(net, containerId, ips).map((j) => `-D ${j}`), `-F ${chain}`, `-X ${chain}`];
 }
 
 /**
