@@ -69,6 +69,12 @@ export function quoteComment(text: string): string {
   return `"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
+/** The comment of a saved rule, unescaped as quoteComment escaped it, if it has one. */
+export function savedComment(spec: string): string | undefined {
+  const m = /--comment "((?:[^"\\]|\\.)*)"/.exec(spec);
+  return m ? m[1]!.replace(/\\(.)/g, '$1') : undefined;
+}
+
 /** Restore text for one table: `*nat`, the lines, `COMMIT`. Empty when there are no lines. */
 export function restoreScript(table: string, lines: readonly string[]): string {
   return lines.length === 0 ? '' : `*${table}\n${lines.join('\n')}\nCOMMIT\n`;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Exec } from '../exec.ts';
 import { formatCidr, formatIp, network, type Cidr, type Family } from '../net/ip.ts';
-import { iptablesRestore, iptablesSave, quoteComment, restoreScript, type SavedTable } from './iptables.ts';
+import { iptablesRestore, iptablesSave, quoteComment, restoreScript, savedComment, type SavedTable } from './iptables.ts';
 import { nftApply, nftComment, nftList, type NftObjects } from './nft.ts';
 
 /**
@@ -81,12 +81,6 @@ export type MasqSelector = { only: readonly string[] } | { allBut: readonly stri
 export function selects(net: string, selector: MasqSelector): (hash: string) => boolean {
   const ids = new Set(('only' in selector ? selector.only : selector.allBut).map((id) => attachmentHash(net, id)));
   return 'only' in selector ? (h) => ids.has(h) : (h) => !ids.has(h);
-}
-
-/** The comment of a saved rule, unescaped, if it has one. */
-export function savedComment(spec: string): string | undefined {
-  const m = /--comment "((?:[^"\\]|\\.)*)"/.exec(spec);
-  return m ? m[1]!.replace(/\\(.)/g, '$1') : undefined;
 }
 
 /** Restore lines removing the selected attachments' rules and chains from a saved nat table (pure). */

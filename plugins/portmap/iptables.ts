@@ -1,6 +1,6 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
-import { quoteComment, type SavedTable } from '../../lib/netfilter/iptables.ts';
-import { attachmentHash, savedComment } from '../../lib/netfilter/masquerade.ts';
+import { quoteComment, savedComment, type SavedTable } from '../../lib/netfilter/iptables.ts';
+import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
 import { hasRule } from '../../lib/netfilter/reconcile.ts';
 import type { FamilyPlan, Mapping, Portmap } from './conf.ts';
 
