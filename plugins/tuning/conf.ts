@@ -41,7 +41,14 @@ export interface Tuning {
   txQLen?: number;
 }
 
-export const DEFAULT_DATA_DIR = '/run/cni/tuning';
+const DEFAULT_DATA_DIR = '/run/cni/tuning';
+
+/** Where the saved state lives: every verb resolves and checks it here before touching a file. */
+export function stateDir(conf: Pick<TuningConf, 'dataDir'>): string {
+  const dataDir = conf.dataDir || DEFAULT_DATA_DIR;
+  if (!dataDir.startsWith('/') || dataDir.split('/').includes('..')) throw invalidConfig(`invalid dataDir ${JSON.stringify(dataDir)}`, 'must be an absolute path without ".."');
+  return dataDir;
+}
 
 /**
  * Merges the config, CNI_ARGS `MAC`, runtimeConfig.mac and args.cni (that order, later wins, as the
@@ -53,8 +60,7 @@ export function resolveTuning(conf: TuningConf, ifname: string, cniArgMac: strin
   const mac = a.mac ?? (conf.runtimeConfig?.mac || undefined) ?? (cniArgMac || undefined) ?? (conf.mac || undefined);
   const mtu = a.mtu ?? (conf.mtu || undefined);
   const txQLen = a.txQLen ?? conf.txQLen;
-  const dataDir = conf.dataDir || DEFAULT_DATA_DIR;
-  if (!dataDir.startsWith('/') || dataDir.split('/').includes('..')) throw invalidConfig(`invalid dataDir ${JSON.stringify(dataDir)}`, 'must be an absolute path without ".."');
+  const dataDir = stateDir(conf);
   if (mac !== undefined && !MAC.test(mac)) throw invalidConfig(`invalid MAC address ${JSON.stringify(mac)}`);
   if (mtu !== undefined && (mtu < 68 || mtu > 65535)) throw invalidConfig(`invalid mtu ${mtu}`, 'must be between 68 and 65535');
   if (txQLen !== undefined && (txQLen < 0 || txQLen > 0xffffffff)) throw invalidConfig(`invalid txQLen ${txQLen}`);

@@ -4,7 +4,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { ipBatch, ipJson } from '../../lib/ip/ip.ts';
-import { DEFAULT_DATA_DIR, parseAllowlist, resolveTuning, TuningConf, type Tuning } from './conf.ts';
+import { parseAllowlist, resolveTuning, stateDir, TuningConf, type Tuning } from './conf.ts';
 import { diffLink, originalAttrs, planLinkSet, wantedAttrs, type ObservedLink, type SavedState } from './plan.ts';
 import { listStates, loadState, removeState, saveState } from './state.ts';
 import { readSysctls, writeSysctls } from './sysctl.ts';
@@ -72,7 +72,7 @@ export default definePlugin({
 
   async del(ctx) {
     const conf = parseConf(TuningConf(), ctx.conf);
-    const dataDir = conf.dataDir || DEFAULT_DATA_DIR;
+    const dataDir = stateDir(conf);
     const saved = loadState(dataDir, ctx.containerId, ctx.ifname);
     if (!saved) return;
     if (ctx.netns && existsSync(ctx.netns)) await restore(ctx, saved);
@@ -92,7 +92,7 @@ export default definePlugin({
 
   async gc(ctx) {
     const conf = parseConf(TuningConf(), ctx.conf);
-    const dataDir = conf.dataDir || DEFAULT_DATA_DIR;
+    const dataDir = stateDir(conf);
     const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((a) => `${a.containerID}\n${a.ifname}`));
     for (const s of listStates(dataDir, conf.name)) {
       if (!valid.has(`${s.containerId}\n${s.ifname}`)) removeState(dataDir, s.containerId, s.ifname);

@@ -102,6 +102,11 @@ describe('tuning', () => {
     expect(r.status).toBe(1);
     expect(link(ns.name).mtu).toBe(eth0.mtu);
     expect(readdirSync(dataDir)).toEqual([]);
+    // dataDir is checked by every verb, not only ADD: DEL and GC never read or remove files outside it
+    for (const command of ['ADD', 'DEL', 'GC']) {
+      const escaping = execPlugin(join(OUR_BIN, 'tuning'), { ...env, CNI_COMMAND: command, CNI_PATH: OUR_BIN }, { ...base, cniVersion: '1.1.0', dataDir: `${dataDir}/../x` });
+      expect(escaping.json?.code, command).toBe(7);
+    }
   });
 
   it('GC removes saved state of attachments that are no longer valid', () => {
