@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${CNITOOL:-$PWD/.tmp/cnitool}"
 if [ ! -x "$OUT" ]; then
+  if [ ! -f ../shared/tools/cnitool/build.sh ]; then
+    echo "cnitool: ../shared/tools/cnitool/build.sh not found — check out shared/ beside this repository, or set CNITOOL=/path/to/cnitool" >&2
+    exit 1
+  fi
   mkdir -p "$(dirname "$OUT")"
   # build.sh reads MODE (gopath|mod); vitest exports MODE=test to everything it starts.
   env -u MODE OUT="$OUT" sh ../shared/tools/cnitool/build.sh >&2
