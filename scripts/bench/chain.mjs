@@ -39,17 +39,19 @@ export default {
     const cnitool = cnitoolPath();
     const base = mkdtempSync(join(tmpdir(), 'bench-chain-'));
     const bridges = [];
+    const teardowns = [];
     try {
       const side = (dir, tag, subnet) => {
         const confDir = join(base, tag);
         const names = writeConfs(confDir, tag, subnet);
         bridges.push(names.bridge);
         const ns = ctx.netns();
-        const call = (verb, net, ifname, capArgs) =>
-          ctx.timeSpawn(cnitool, {
-            args: [verb, net, ns.path],
-            env: { NETCONFPATH: confDir, CNI_PATH: dir, CNI_CACHEDIR: join(confDir, 'cache'), CNI_IFNAME: ifname, CNI_CONTAINERID: `${ctx.containerId(tag)}`, ...(capArgs ? { CAP_ARGS: capArgs } : {}) },
-          });
+        const env = (ifname, capArgs) => ({ NETCONFPATH: confDir, CNI_PATH: dir, CNI_CACHEDIR: join(confDir, 'cache'), CNI_IFNAME: ifname, CNI_CONTAINERID: `${ctx.containerId(tag)}`, ...(capArgs ? { CAP_ARGS: capArgs } : {}) });
+        const call = (verb, net, ifname, capArgs) => ctx.timeSpawn(cnitool, { args: [verb, net, ns.path], env: env(ifname, capArgs) });
+        // If a run stops half-way (an ADD or DEL failed), DEL once more so no rule or reservation stays.
+        teardowns.push(() => {
+          for (const [net, ifname] of [[names.pod, 'eth0'], [names.lo, 'lo']]) spawnSync(cnitool, ['del', net, ns.path], { env: childEnv(env(ifname)), stdio: 'ignore' });
+        });
         const pod = (capArgs) =>
           ctx.sample(() => ({
             add: call('add', names.lo, 'lo') + call('add', names.pod, 'eth0', capArgs),
@@ -67,6 +69,7 @@ export default {
         ctx.compare('pod del, 1 port mapping', ours.port.del, ref.port.del),
       ];
     } finally {
+      for (const teardown of teardowns) teardown();
       for (const b of bridges) spawnSync('ip', ['link', 'del', b]);
       rmSync(base, { recursive: true, force: true });
     }
