@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
+import { digest } from '../digest.ts';
 import { validIfName } from '../cni/env.ts';
 import { isStoreName } from '../store/reservations.ts';
 
@@ -26,7 +26,7 @@ export function validName(what: string, value: string): string {
 
 /** cnitool's default container ID: "cnitool-" + the first 10 bytes of sha512(netns path), in hex. */
 export const containerIdForNetns = (netnsPath: string) =>
-  'cnitool-' + createHash('sha512').update(netnsPath).digest().subarray(0, 10).toString('hex');
+  'cnitool-' + digest('sha512', netnsPath).subarray(0, 10).toString('hex');
 
 /** CNI_ARGS as cnitool reads it: `K=V;K2=V2`, every pair with a non-empty key and value. */
 export function parseCniArgs(text: string): [string, string][] {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { digestHex } from '../digest.ts';
 import type { Exec } from '../exec.ts';
 import { formatCidr, formatIp, network, type Cidr, type Family } from '../net/ip.ts';
 import { iptablesRestore, iptablesSave, quoteComment, restoreScript, savedComment, type SavedTable } from './iptables.ts';
@@ -15,7 +15,7 @@ export const MULTICAST: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/
 export const NFT_TABLE = 'tscni_masquerade';
 export const NFT_CHAIN = 'postrouting';
 
-const hex = (text: string, length: number) => createHash('sha512').update(text).digest('hex').slice(0, length);
+const hex = (text: string, length: number) => digestHex('sha512', text).slice(0, length);
 
 /** The 24 hex digits naming one attachment: sha512(network + containerId), as the reference hashes chain names. */
 export const attachmentHash = (net: string, containerId: string): string => hex(net + containerId, 24);

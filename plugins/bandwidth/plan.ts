@@ -1,15 +1,15 @@
-import { createHash } from 'node:crypto';
+import { digestHex } from '../../lib/digest.ts';
 import { batchLine } from '../../lib/ip/ip.ts';
 import type { Bucket, Limits } from './conf.ts';
 
 /** `bwp` + 12 hex of sha512(network + containerID): the reference plugin's ifb name. */
 export function ifbName(network: string, containerId: string): string {
-  return 'bwp' + createHash('sha512').update(network + containerId).digest('hex').slice(0, 12);
+  return 'bwp' + digestHex('sha512', network + containerId).slice(0, 12);
 }
 
 /** Marks an ifb as ours and as this network's, so GC can find it without state files. */
 export function ifbAlias(network: string): string {
-  return 'tscni-bandwidth:' + createHash('sha256').update(network).digest('hex').slice(0, 16);
+  return 'tscni-bandwidth:' + digestHex('sha256', network).slice(0, 16);
 }
 
 const LATENCY = '25ms';

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { digest } from '../../lib/digest.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { Logger } from '../../lib/cni/log.ts';
 import type { Exec } from '../../lib/exec.ts';
@@ -168,7 +168,7 @@ async function reconcileRacing(env: Env, conf: Conf, obs: NodeObservation, node:
  * an equal reconcile outcome, so an ADD may skip it (see `ensureNode`).
  */
 export function peersDigest(conf: Conf, node: LocalNode, inputs: readonly PeerInput[]): string {
-  return createHash('sha256').update(JSON.stringify([deviceSpec(conf, node), formatCidr(conf.network), inputs])).digest('base64url');
+  return digest('sha256', JSON.stringify([deviceSpec(conf, node), formatCidr(conf.network), inputs])).toString('base64url');
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { digest } from '../../lib/digest.ts';
 import { isUnicastMac, parseMac } from '../../lib/ip/mac.ts';
 import { canonicalIp, formatCidr, formatIp, network, parseIp, type Cidr } from '../../lib/net/ip.ts';
 
@@ -55,7 +55,7 @@ const v4Mac = (vni: number, m: RegExpExecArray) => `0a:${HEX2[vni & 0xff]}:${HEX
 export function vtepMac(vni: number, ip: string): string {
   const v4 = V4.exec(ip);
   if (v4) return v4Mac(vni, v4);
-  const bytes = [...createHash('sha256').update(`tscni-vxlan/${vni}/${ip}`).digest().subarray(0, 6)];
+  const bytes = [...digest('sha256', `tscni-vxlan/${vni}/${ip}`).subarray(0, 6)];
   bytes[0] = (bytes[0]! & 0xfc) | 0x02;
   return bytes.map((b) => HEX2[b]).join(':');
 }
