@@ -13,13 +13,19 @@ function invokedName(): string {
   return name;
 }
 
+/** Reads all of stdin; a non-blocking pipe (EAGAIN) is polled until the writer closes it. */
 function readStdin(): string {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.alloc(65536);
+  let buf = Buffer.allocUnsafe(65536);
+  let length = 0;
   for (;;) {
+    if (length === buf.length) {
+      const bigger = Buffer.allocUnsafe(buf.length * 2);
+      buf.copy(bigger, 0, 0, length);
+      buf = bigger;
+    }
     let n: number;
     try {
-      n = readSync(0, buf, 0, buf.length, null);
+      n = readSync(0, buf, length, buf.length - length, null);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EAGAIN') continue;
@@ -27,9 +33,9 @@ function readStdin(): string {
       throw err;
     }
     if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
+    length += n;
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return buf.toString('utf8', 0, length);
 }
 
 function write(fd: number, text: string): void {
@@ -49,7 +55,7 @@ async function main(): Promise<number> {
   const plugin = await loadPlugin(name);
   if (plugin) {
     const standalone = name === 'node' || name === 'bun';
-    return runPlugin(plugin, {
+    const code = await runPlugin(plugin, {
       env: process.env,
       readStdin,
       writeStdout: (t) => write(1, t),
@@ -58,6 +64,9 @@ async function main(): Promise<number> {
       resolve: loadPlugin,
       self: standalone ? undefined : fileIdentity(process.execPath),
     });
+    // Everything is written (synchronously) and nothing else is pending: exiting now skips the
+    // runtime's shutdown (~1 ms of every plugin call under bun).
+    process.exit(code);
   }
   const { runCli } = await import('./lib/cli/index.ts');
   return runCli(process.argv.slice(2), { writeStdout: (t) => write(1, t), writeStderr: (t) => write(2, t) });
