@@ -2,6 +2,7 @@ import * as z from 'zod/mini';
 import { parseConf } from '../../lib/cni/conf.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
+import { nullishString, optString, string } from '../../lib/cni/schemas.ts';
 import type { Route } from '../../lib/cni/result.ts';
 import { atLeast } from '../../lib/cni/versions.ts';
 import { compareIp, contains, formatCidr, formatIp, hasHostBits, lastAddress, network, nextIp, parseCidr, parseIp, prevIp, bitsOf, type Cidr, type Ip } from '../../lib/net/ip.ts';
@@ -31,32 +32,32 @@ export interface HostLocalConf {
 
 const RawRange = lazy(() =>
   z.looseObject({
-    subnet: z.string(),
-    rangeStart: z.optional(z.nullable(z.string())),
-    rangeEnd: z.optional(z.nullable(z.string())),
-    gateway: z.optional(z.nullable(z.string())),
+    subnet: string(),
+    rangeStart: nullishString(),
+    rangeEnd: nullishString(),
+    gateway: nullishString(),
   }),
 );
 type RawRange = z.infer<ReturnType<typeof RawRange>>;
 const RawRangeSets = lazy(() => z.optional(z.nullable(z.array(z.array(RawRange())))));
-const RawRoute = lazy(() => z.looseObject({ dst: z.string(), gw: z.optional(z.nullable(z.string())) }));
-const IpList = lazy(() => z.optional(z.nullable(z.array(z.string()))));
+const RawRoute = lazy(() => z.looseObject({ dst: string(), gw: nullishString() }));
+const IpList = lazy(() => z.optional(z.nullable(z.array(string()))));
 
 /** The config as the reference reads it (Go's JSON: keys match case-insensitively, unknown keys kept). */
 export const HostLocalNet = lazy(() =>
   z.looseObject({
-    cniVersion: z.optional(z.string()),
-    name: z.string(),
+    cniVersion: optString(),
+    name: string(),
     ipam: z.optional(z.nullable(z.looseObject({
-      type: z.optional(z.string()),
-      subnet: z.optional(z.nullable(z.string())),
-      rangeStart: z.optional(z.nullable(z.string())),
-      rangeEnd: z.optional(z.nullable(z.string())),
-      gateway: z.optional(z.nullable(z.string())),
+      type: optString(),
+      subnet: nullishString(),
+      rangeStart: nullishString(),
+      rangeEnd: nullishString(),
+      gateway: nullishString(),
       ranges: RawRangeSets(),
       routes: z.optional(z.nullable(z.array(RawRoute()))),
-      dataDir: z.optional(z.nullable(z.string())),
-      resolvConf: z.optional(z.nullable(z.string())),
+      dataDir: nullishString(),
+      resolvConf: nullishString(),
     }))),
     runtimeConfig: z.optional(z.nullable(z.looseObject({ ipRanges: RawRangeSets(), ips: IpList() }))),
     args: z.optional(z.nullable(z.looseObject({ cni: z.optional(z.nullable(z.looseObject({ ips: IpList() }))) }))),

@@ -2,6 +2,7 @@ import * as z from 'zod/mini';
 import { describeIssues } from './conf.ts';
 import { CniError, ErrorCode } from './errors.ts';
 import { lazy } from './lazy.ts';
+import { optNumber, optString, string } from './schemas.ts';
 import { present, without, type Result } from './result.ts';
 import { atLeast } from './versions.ts';
 
@@ -11,44 +12,46 @@ import { atLeast } from './versions.ts';
  */
 export const Interface = lazy(() =>
   z.looseObject({
-    name: z.string(),
-    mac: z.optional(z.string()),
-    mtu: z.optional(z.number()),
-    sandbox: z.optional(z.string()),
-    socketPath: z.optional(z.string()),
-    pciID: z.optional(z.string()),
+    name: string(),
+    mac: optString(),
+    mtu: optNumber(),
+    sandbox: optString(),
+    socketPath: optString(),
+    pciID: optString(),
   }),
 );
 export type Interface = z.infer<ReturnType<typeof Interface>>;
 
 export const IPConfig = lazy(() =>
   z.looseObject({
-    address: z.string(),
-    gateway: z.optional(z.string()),
-    interface: z.optional(z.number()),
+    address: string(),
+    gateway: optString(),
+    interface: optNumber(),
   }),
 );
 export type IPConfig = z.infer<ReturnType<typeof IPConfig>>;
 
 export const Route = lazy(() =>
   z.looseObject({
-    dst: z.string(),
-    gw: z.optional(z.string()),
-    mtu: z.optional(z.number()),
-    advmss: z.optional(z.number()),
-    priority: z.optional(z.number()),
-    table: z.optional(z.number()),
-    scope: z.optional(z.number()),
+    dst: string(),
+    gw: optString(),
+    mtu: optNumber(),
+    advmss: optNumber(),
+    priority: optNumber(),
+    table: optNumber(),
+    scope: optNumber(),
   }),
 );
 export type Route = z.infer<ReturnType<typeof Route>>;
 
+const StringList = lazy(() => z.optional(z.array(string())));
+
 export const DNS = lazy(() =>
   z.looseObject({
-    nameservers: z.optional(z.array(z.string())),
-    domain: z.optional(z.string()),
-    search: z.optional(z.array(z.string())),
-    options: z.optional(z.array(z.string())),
+    nameservers: StringList(),
+    domain: optString(),
+    search: StringList(),
+    options: StringList(),
   }),
 );
 export type DNS = z.infer<ReturnType<typeof DNS>>;
@@ -56,7 +59,7 @@ export type DNS = z.infer<ReturnType<typeof DNS>>;
 
 const CurrentResult = lazy(() =>
   z.looseObject({
-    cniVersion: z.optional(z.string()),
+    cniVersion: optString(),
     interfaces: z.optional(z.nullable(z.array(Interface()))),
     ips: z.optional(z.nullable(z.array(IPConfig()))),
     routes: z.optional(z.nullable(z.array(Route()))),
@@ -66,15 +69,15 @@ const CurrentResult = lazy(() =>
 
 const LegacyIPConfig = lazy(() =>
   z.looseObject({
-    ip: z.string(),
-    gateway: z.optional(z.string()),
+    ip: string(),
+    gateway: optString(),
     routes: z.optional(z.nullable(z.array(Route()))),
   }),
 );
 type LegacyIPConfig = z.infer<ReturnType<typeof LegacyIPConfig>>;
 const LegacyResult = lazy(() =>
   z.looseObject({
-    cniVersion: z.optional(z.string()),
+    cniVersion: optString(),
     ip4: z.optional(z.nullable(LegacyIPConfig())),
     ip6: z.optional(z.nullable(LegacyIPConfig())),
     dns: z.optional(z.nullable(DNS())),

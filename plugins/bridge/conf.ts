@@ -2,15 +2,13 @@ import * as z from 'zod/mini';
 import { validIfName } from '../../lib/cni/env.ts';
 import { invalidConfig } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
+import { flag, optInt, optString, string } from '../../lib/cni/schemas.ts';
 import { isUnicastMac, parseMac } from '../../lib/ip/mac.ts';
-
-const flag = () => z.optional(z.nullable(z.boolean()));
-const vid = () => z.optional(z.number().check(z.int()));
 
 export const BridgeConf = lazy(() =>
   z.looseObject({
-    name: z.string(),
-    bridge: z.optional(z.string()),
+    name: string(),
+    bridge: optString(),
     isGateway: flag(),
     isDefaultGateway: flag(),
     forceAddress: flag(),
@@ -19,18 +17,18 @@ export const BridgeConf = lazy(() =>
     mtu: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(65535))),
     hairpinMode: flag(),
     promiscMode: flag(),
-    vlan: z.optional(z.number().check(z.int())),
-    vlanTrunk: z.optional(z.nullable(z.array(z.looseObject({ minID: vid(), maxID: vid(), id: vid() })))),
+    vlan: optInt(),
+    vlanTrunk: z.optional(z.nullable(z.array(z.looseObject({ minID: optInt(), maxID: optInt(), id: optInt() })))),
     preserveDefaultVlan: flag(),
     macspoofchk: flag(),
     enabledad: flag(),
     disableContainerInterface: flag(),
     portIsolation: flag(),
-    ipam: z.optional(z.nullable(z.looseObject({ type: z.optional(z.string()) }))),
+    ipam: z.optional(z.nullable(z.looseObject({ type: optString() }))),
     dns: z.optional(z.nullable(z.looseObject({}))),
-    args: z.optional(z.nullable(z.looseObject({ cni: z.optional(z.nullable(z.looseObject({ mac: z.optional(z.string()) }))) }))),
-    runtimeConfig: z.optional(z.nullable(z.looseObject({ mac: z.optional(z.string()) }))),
-    'cni.dev/valid-attachments': z.optional(z.nullable(z.array(z.looseObject({ containerID: z.string(), ifname: z.optional(z.string()) })))),
+    args: z.optional(z.nullable(z.looseObject({ cni: z.optional(z.nullable(z.looseObject({ mac: optString() }))) }))),
+    runtimeConfig: z.optional(z.nullable(z.looseObject({ mac: optString() }))),
+    'cni.dev/valid-attachments': z.optional(z.nullable(z.array(z.looseObject({ containerID: string(), ifname: optString() })))),
   }),
 );
 export type BridgeConf = z.infer<ReturnType<typeof BridgeConf>>;

@@ -1,32 +1,33 @@
 import * as z from 'zod/mini';
 import { invalidConfig } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
+import { optBoolean, optString, string } from '../../lib/cni/schemas.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { formatCidr, formatIp, network, parseCidr, parseIp, type Family } from '../../lib/net/ip.ts';
 import { CHAIN_NAME } from '../../lib/netfilter/iptables.ts';
 
-const port = () => z.number().check(z.int(), z.minimum(1), z.maximum(65535));
+const port = lazy(() => z.number().check(z.int(), z.minimum(1), z.maximum(65535)));
 
 const PortMapping = () =>
   z.looseObject({
     hostPort: port(),
     containerPort: port(),
-    protocol: z.optional(z.string()),
-    hostIP: z.optional(z.string()),
+    protocol: optString(),
+    hostIP: optString(),
   });
 
 export const PortmapConf = lazy(() =>
   z.looseObject({
-    name: z.string(),
+    name: string(),
     backend: z.optional(z.enum(['iptables', 'nftables'])),
-    snat: z.optional(z.boolean()),
-    masqAll: z.optional(z.boolean()),
+    snat: optBoolean(),
+    masqAll: optBoolean(),
     markMasqBit: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(31))),
-    externalSetMarkChain: z.optional(z.string()),
-    conditionsV4: z.optional(z.nullable(z.array(z.string()))),
-    conditionsV6: z.optional(z.nullable(z.array(z.string()))),
+    externalSetMarkChain: optString(),
+    conditionsV4: z.optional(z.nullable(z.array(string()))),
+    conditionsV6: z.optional(z.nullable(z.array(string()))),
     runtimeConfig: z.optional(z.nullable(z.looseObject({ portMappings: z.optional(z.nullable(z.array(PortMapping()))) }))),
-    'cni.dev/valid-attachments': z.optional(z.array(z.looseObject({ containerID: z.string(), ifname: z.string() }))),
+    'cni.dev/valid-attachments': z.optional(z.array(z.looseObject({ containerID: string(), ifname: string() }))),
   }),
 );
 export type PortmapConf = z.infer<ReturnType<typeof PortmapConf>>;
