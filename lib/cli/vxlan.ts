@@ -9,8 +9,8 @@ import { parseVxlanConf, type Conf } from '../../plugins/vxlan/conf.ts';
 import { byCreation, etcdClient, etcdPeerInput, releaseLease, subnetsPrefix } from '../../plugins/vxlan/etcd-registry.ts';
 import { observeLinks, observeNode } from '../../plugins/vxlan/kernel.ts';
 import { removeMasq } from '../../plugins/vxlan/masq.ts';
-import { applyPeerChanges, ensureNode, localIdentity, peersDigest, reconcileNode, rememberNode, type Env, type LocalNode, type Reconciled } from '../../plugins/vxlan/node.ts';
-import type { Peer, PeerInput } from '../../plugins/vxlan/peers.ts';
+import { applyPeerChanges, ensureNode, localIdentity, peersDigest, reconcileNode, rememberNode, type Applied, type Env, type LocalNode, type Reconciled } from '../../plugins/vxlan/node.ts';
+import type { PeerInput } from '../../plugins/vxlan/peers.ts';
 import { localPeers } from '../../plugins/vxlan/sources.ts';
 import { readState, removeState } from '../../plugins/vxlan/state.ts';
 import { readConfFile } from './conflist.ts';
@@ -23,11 +23,14 @@ export interface VxlanCliIo {
 export default { run: (_name: string, argv: readonly string[], io: VxlanCliIo) => runVxlanCli(argv, io) };
 
 const USAGE = `Usage:
-  tscni vxlan sync --conf FILE [--watch] [--log LEVEL]   reconcile this node's vxlan device and peers
-  tscni vxlan teardown --conf FILE                       remove the device, bridge, state and etcd lease
+  tscni vxlan sync --conf FILE [--full | --watch] [--log LEVEL]   reconcile this node's vxlan device and peers
+  tscni vxlan teardown --conf FILE                                remove the device, bridge, state and etcd lease
 
-FILE is a CNI network config (.conf, or a .conflist holding a "vxlan" plugin). With --watch, sync
-keeps reconciling on every change (etcd watch or peers file) and every 30 s, and keeps the lease alive.
+FILE is a CNI network config (.conf, or a .conflist holding a "vxlan" plugin). sync applies the
+difference between the peers and those it last applied (kept in the state dir), reading the kernel's
+entries only when that record is missing or the device changed; --full always compares with the
+kernel, and repairs entries changed behind its back. With --watch, sync keeps reconciling on every
+change (etcd watch or peers file), fully at start and every 30 s, and keeps the lease alive.
 `;
 
 /** A vxlan plugin config from a .conf or .conflist file, with the list's name and cniVersion. */
@@ -38,11 +41,12 @@ export function readVxlanConf(path: string): Conf {
   return parseVxlanConf({ ...plugin, name: list.name, cniVersion: list.cniVersion });
 }
 
-function parseArgs(args: readonly string[]): { conf?: string; watch: boolean; level: Level } {
-  const out: { conf?: string; watch: boolean; level: Level } = { watch: false, level: 'info' };
+function parseArgs(args: readonly string[]): { conf?: string; watch: boolean; full: boolean; level: Level } {
+  const out: { conf?: string; watch: boolean; full: boolean; level: Level } = { watch: false, full: false, level: 'info' };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--watch') out.watch = true;
+    else if (a === '--full') out.full = true;
     else if (a === '--conf') out.conf = args[++i];
     else if (a === '--log') out.level = (args[++i] ?? 'info') as Level;
     else throw new Error(`unknown argument ${JSON.stringify(a)}`);
@@ -56,6 +60,7 @@ export async function runVxlanCli(args: readonly string[], io: VxlanCliIo): Prom
   try {
     opts = parseArgs(rest);
     if ((verb !== 'sync' && verb !== 'teardown') || !opts.conf) throw new Error(verb ? 'missing --conf' : 'missing verb');
+    if (opts.full && opts.watch) throw new Error('--full and --watch exclude each other (--watch reconciles fully at start and every 30 s)');
   } catch (err) {
     io.writeStderr(`tscni vxlan: ${(err as Error).message}\n${USAGE}`);
     return 2;
@@ -67,7 +72,7 @@ export async function runVxlanCli(args: readonly string[], io: VxlanCliIo): Prom
     if (verb === 'teardown') return await teardown(env, conf, io);
     if (!opts.watch) {
       const started = performance.now();
-      const { node, summary } = await ensureNode(env, conf);
+      const { node, summary } = await ensureNode(env, conf, { mode: opts.full ? 'full' : 'sync' });
       const ms = Math.round((performance.now() - started) * 100) / 100;
       io.writeStdout(JSON.stringify({ subnet: formatCidr(node.subnet), device: conf.device, mtu: node.mtu, ...summary, ms }) + '\n');
       return 0;
@@ -119,7 +124,7 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
   let node: LocalNode | undefined;
   let current: () => PeerInput[] | undefined = () => undefined;
   // the peers last programmed: events apply only their difference; undefined forces a full read
-  let applied: Peer[] | undefined;
+  let applied: Applied | undefined;
   const serial = serializer(async () => {
     if (!node) return;
     const inputs = current();
@@ -141,7 +146,7 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
     const { summary } = result;
     if (summary.changed || summary.removed || summary.recreated) log.info('reconciled', { ...summary, ms: Math.round((performance.now() - started) * 100) / 100 });
     // an ADD after this finds the inputs applied here and skips its own reconcile
-    rememberNode(conf, used, inputs && peersDigest(conf, used, inputs));
+    rememberNode(conf, used, inputs && peersDigest(conf, used, inputs), result.applied);
   }, log);
   const tick = setInterval(() => ((applied = undefined), serial()), RESYNC_MS);
   try {

@@ -97,7 +97,7 @@ export default definePlugin({
     const conf = parseVxlanConf(ctx.conf);
     requireNetns(ctx.netns);
     const bridge = await bridgePlugin();
-    const { node, summary } = await ensureNode(ctx, conf, { reuse: true });
+    const { node, summary } = await ensureNode(ctx, conf, { mode: 'add' });
     ctx.log.debug('node reconciled', { ...summary, subnet: formatCidr(node.subnet) });
     return bridge.add(ctx.withConf(bridgeConf(conf, ctx.cniVersion, node.subnet, node.mtu), ctx.prevResult));
   },

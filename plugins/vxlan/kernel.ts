@@ -62,19 +62,25 @@ export async function observeNode(exec: Exec, device: string): Promise<NodeObser
 }
 
 /**
- * One `ip -batch` and one `bridge -batch`. On a device that exists they run side by side (a route,
- * its neighbour and its FDB entry are independent kernel objects); a device this batch creates must
- * exist before the FDB entries that name it.
+ * One `ip -batch` and one `bridge -batch` on a device that exists, side by side: a route, its
+ * neighbour and its FDB entry are independent kernel objects.
  */
-export async function applyNode(exec: Exec, ipLines: readonly string[], bridgeLines: readonly string[], deviceExists: boolean): Promise<void> {
-  if (deviceExists) {
-    const [ip, bridge] = await Promise.allSettled([ipBatch(exec, ipLines), bridgeBatch(exec, bridgeLines)]);
-    if (ip.status === 'rejected') throw ip.reason;
-    if (bridge.status === 'rejected') throw bridge.reason;
-    return;
-  }
-  await ipBatch(exec, ipLines);
+export async function applyNode(exec: Exec, ipLines: readonly string[], bridgeLines: readonly string[]): Promise<void> {
+  const [ip, bridge] = await Promise.allSettled([ipBatch(exec, ipLines), bridgeBatch(exec, bridgeLines)]);
+  if (ip.status === 'rejected') throw ip.reason;
+  if (bridge.status === 'rejected') throw bridge.reason;
+}
+
+/**
+ * Creates the device with `ipLines`, then its FDB entries (which name it), and returns its ifindex,
+ * read back by the same `ip -batch` (a `link show` line at its end): no extra spawn.
+ */
+export async function createNode(exec: Exec, device: string, ipLines: readonly string[], bridgeLines: readonly string[]): Promise<number> {
+  const out = await ipBatch(exec, [...ipLines, batchLine('link', 'show', 'dev', device)], { json: true });
   await bridgeBatch(exec, bridgeLines);
+  const [link] = parseIpJson<IpLink[]>(out);
+  if (!link) throw new Error(`vxlan device ${device} is missing right after its creation`);
+  return link.ifindex;
 }
 
 async function bridgeBatch(exec: Exec, lines: readonly string[]): Promise<void> {

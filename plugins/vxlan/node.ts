@@ -7,12 +7,12 @@ import { formatCidr, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
 import type { Conf } from './conf.ts';
 import { overhead, planDevice, resolveUnderlay, type DeviceSpec, type Underlay } from './device.ts';
 import { acquireLease, etcdClient, etcdPeerInputs } from './etcd-registry.ts';
-import { applyNode, disableTxChecksum, ensureIpForward, ipForwardOn, observeLinks, observeNode, observePeerState, type NodeLinks, type NodeObservation } from './kernel.ts';
+import { applyNode, createNode, disableTxChecksum, ensureIpForward, ipForwardOn, observeLinks, observeNode, observePeerState, type NodeLinks, type NodeObservation } from './kernel.ts';
 import { ensureMasq } from './masq.ts';
 import { validatePeers, vtepIp, vtepMac, type Peer, type PeerInput } from './peers.ts';
-import { planPeers, programmedState, type PeerState } from './reconcile.ts';
-import { localPeers } from './sources.ts';
-import { readState, writeState } from './state.ts';
+import { planPeerChanges, planPeers, type PeerState } from './reconcile.ts';
+import { localPeers, type LocalPeers } from './sources.ts';
+import { forgetApplied, readApplied, readState, writeApplied, writeState, type AppliedRecord, type NodeState } from './state.ts';
 
 /** What a verb needs from the node: its identity on the underlay and its pod subnet. */
 export interface LocalNode {
@@ -40,6 +40,8 @@ export interface ReconcileSummary {
   peersSkipped?: string;
   /** ADD found the device and the peer inputs as last reconciled, and left them alone. */
   unchanged?: true;
+  /** What the peers were diffed against: the kernel's entries, or the applied record (see ReconcileMode). */
+  diff?: 'kernel' | 'state';
 }
 
 export function deviceSpec(conf: Conf, node: LocalNode): DeviceSpec {
@@ -56,11 +58,11 @@ export function localIdentity(conf: Conf, obs: NodeLinks): Pick<LocalNode, 'unde
  * reached is not fatal once the node has a subnet: the pods still get attached and the existing
  * routes stay; only a node that never had a subnet must wait (code 11).
  */
-export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<LocalNode, 'underlay' | 'mac'>, client?: EtcdClient): Promise<{ subnet: Cidr; leaseId?: string; inputs?: PeerInput[]; skipped?: string }> {
+export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<LocalNode, 'underlay' | 'mac'>, client?: EtcdClient, local?: LocalPeers): Promise<{ subnet: Cidr; leaseId?: string; inputs?: PeerInput[]; skipped?: string }> {
   const source = conf.source;
   if (source.kind !== 'etcd') {
     const subnet = conf.subnet!;
-    const read = localPeers(source);
+    const read = local ?? localPeers(source);
     return 'error' in read ? { subnet, skipped: read.error } : { subnet, inputs: read.inputs };
   }
   const state = readState(conf.stateDir, conf.device);
@@ -94,37 +96,51 @@ export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<Local
   }
 }
 
-/**
- * Brings the node's device and peer entries to what is wanted, in one `ip -batch` and one
- * `bridge -batch`: the device created or verified, then only the peer entries that differ. Bad
- * peer entries are logged and skipped; `inputs` undefined leaves the peer entries as they are.
- */
-export interface Reconciled {
-  summary: ReconcileSummary;
-  /** The peers now programmed (undefined when peers were left as they were). */
-  applied: Peer[] | undefined;
+/** The peers programmed on the device, and which device: what the next reconcile may diff against. */
+export interface Applied {
+  ifindex: number;
+  peers: Peer[];
 }
 
+export interface Reconciled {
+  summary: ReconcileSummary;
+  /** What is now programmed (undefined when the peers were left as they were: no peer data). */
+  applied: Applied | undefined;
+}
+
+/**
+ * Brings the node's device and peer entries to what is wanted, in one `ip -batch` and one
+ * `bridge -batch`: the device created or verified, then only the peer entries that differ from
+ * what `obs` read from the kernel. Bad peer entries are logged and skipped; `inputs` undefined
+ * leaves the peer entries as they are.
+ */
 export async function reconcileNode(env: Env, conf: Conf, obs: NodeObservation, node: LocalNode, inputs: readonly PeerInput[] | undefined): Promise<Reconciled> {
   const current = obs.links.find((l) => l.ifname === conf.device);
   const device = planDevice(deviceSpec(conf, node), current);
   if (device.recreate) env.log.warn('re-creating the vxlan device', { device: conf.device, reason: device.recreate });
   const fresh = !current || device.recreate !== undefined;
-  const summary: ReconcileSummary = { peers: 0, rejected: 0, changed: 0, removed: 0, ...(device.recreate ? { recreated: device.recreate } : {}) };
+  const summary: ReconcileSummary = { peers: 0, rejected: 0, changed: 0, removed: 0, diff: 'kernel', ...(device.recreate ? { recreated: device.recreate } : {}) };
   let peerLines = { ip: [] as string[], bridge: [] as string[] };
-  let applied: Peer[] | undefined;
+  let peers: Peer[] | undefined;
   if (inputs) {
-    const peers = (applied = acceptedPeers(env, conf, node, inputs));
-    const plan = planPeers(conf.device, peers, fresh ? { routes: [], neighs: [], fdb: [] } : obs.peers);
+    peers = acceptedPeers(env, conf, node, inputs);
+    const plan = planPeers(conf.device, peers, fresh ? NO_PEERS : obs.peers);
     Object.assign(summary, { peers: peers.length, rejected: inputs.length - peers.length, changed: plan.changed, removed: plan.removed });
     peerLines = plan;
   } else {
     summary.peersSkipped = 'no peer data';
   }
   ensureIpForward();
-  await applyNode(env.exec, [...device.lines, ...peerLines.ip], peerLines.bridge, !fresh);
-  if (fresh && conf.disableTxChecksum) await disableTxChecksum(env.exec, conf.device);
-  return { summary, applied };
+  const ipLines = [...device.lines, ...peerLines.ip];
+  if (ipLines.length || peerLines.bridge.length) forgetApplied(conf.stateDir, conf.device);
+  let ifindex = current?.ifindex;
+  if (fresh) {
+    ifindex = await createNode(env.exec, conf.device, ipLines, peerLines.bridge);
+    if (conf.disableTxChecksum) await disableTxChecksum(env.exec, conf.device);
+  } else {
+    await applyNode(env.exec, ipLines, peerLines.bridge);
+  }
+  return { summary, applied: peers && ifindex !== undefined ? { ifindex, peers } : undefined };
 }
 
 function acceptedPeers(env: Env, conf: Conf, node: LocalNode, inputs: readonly PeerInput[]): Peer[] {
@@ -134,15 +150,19 @@ function acceptedPeers(env: Env, conf: Conf, node: LocalNode, inputs: readonly P
 }
 
 /**
- * The event path of `sync --watch`: applies the difference between the peers last applied and
- * `inputs` without reading the kernel back (flannel's event handling). The periodic full reconcile
- * repairs anything changed behind our back; a failing batch makes the caller fall back to it.
+ * Applies the difference between the peers last applied and `inputs` without reading the kernel
+ * back (flannel's event handling): the event path of `sync --watch` and a one-shot `sync` that
+ * finds a usable record. A full reconcile repairs anything changed behind our back; a failing
+ * batch makes the caller fall back to it.
  */
-export async function applyPeerChanges(env: Env, conf: Conf, node: LocalNode, before: readonly Peer[], inputs: readonly PeerInput[]): Promise<Reconciled> {
+export async function applyPeerChanges(env: Env, conf: Conf, node: LocalNode, before: Applied, inputs: readonly PeerInput[]): Promise<Reconciled> {
   const peers = acceptedPeers(env, conf, node, inputs);
-  const plan = planPeers(conf.device, peers, programmedState(conf.device, before));
-  await applyNode(env.exec, plan.ip, plan.bridge, true);
-  return { summary: { peers: peers.length, rejected: inputs.length - peers.length, changed: plan.changed, removed: plan.removed }, applied: peers };
+  const plan = planPeerChanges(conf.device, before.peers, peers);
+  if (plan.ip.length || plan.bridge.length) {
+    forgetApplied(conf.stateDir, conf.device);
+    await applyNode(env.exec, plan.ip, plan.bridge);
+  }
+  return { summary: { peers: peers.length, rejected: inputs.length - peers.length, changed: plan.changed, removed: plan.removed, diff: 'state' }, applied: { ifindex: before.ifindex, peers } };
 }
 
 /**
@@ -172,41 +192,70 @@ export function peersDigest(conf: Conf, node: LocalNode, inputs: readonly PeerIn
 }
 
 /**
- * The whole node step of ADD and of `tscni vxlan sync`: observe, lease, reconcile, remember.
- * With `reuse` (ADD), a node whose device is as specified and whose peer inputs are those of the
- * last reconcile (the digest in its state file) skips reading and re-planning its peer entries:
- * with 1,000 peers that read alone is three dumps of 1,000 entries. `sync`, CHECK and the periodic
- * resync of `sync --watch` still compare everything with the kernel.
+ * How `ensureNode` finds what the device holds:
+ * - `full` reads every route, neighbour and FDB entry of the device and applies the difference:
+ *   it repairs anything changed behind our back (`sync --full`, `sync --watch` at start and every 30 s);
+ * - `sync` diffs against the applied record when it is usable (the same device, as specified):
+ *   one change among 1,000 peers costs no read of 3,000 entries; otherwise it reads as `full`;
+ * - `add` skips the peer step when the record's digest is that of the inputs; otherwise it reads as `full`.
  */
-export async function ensureNode(env: Env, conf: Conf, options: { client?: EtcdClient; reuse?: boolean } = {}): Promise<{ node: LocalNode; summary: ReconcileSummary; applied: Peer[] | undefined }> {
-  const full = options.reuse ? undefined : await observeNode(env.exec, conf.device);
-  const base = full ?? (await observeLinks(env.exec));
+export type ReconcileMode = 'full' | 'sync' | 'add';
+
+/** The whole node step of ADD and of `tscni vxlan sync`: observe, lease, reconcile, remember. */
+export async function ensureNode(env: Env, conf: Conf, options: { client?: EtcdClient; mode?: ReconcileMode } = {}): Promise<{ node: LocalNode; summary: ReconcileSummary; applied: Applied | undefined }> {
+  const mode = options.mode ?? 'full';
+  // the files are read and parsed while `ip` reads the kernel
+  const observing: Promise<NodeLinks | NodeObservation> = mode === 'full' ? observeNode(env.exec, conf.device) : observeLinks(env.exec);
+  const local = conf.source.kind === 'etcd' ? undefined : localPeers(conf.source);
+  const stored = mode === 'full' ? undefined : readApplied(conf.stateDir, conf.device, { peers: mode === 'sync' });
+  const base = await observing;
+  const full = 'peers' in base ? base : undefined;
   const id = localIdentity(conf, base);
-  const resolved = await resolveSubnetAndPeers(env, conf, id, options.client);
+  const resolved = await resolveSubnetAndPeers(env, conf, id, options.client, local);
   if (resolved.skipped) env.log.error('peers left unchanged', { reason: resolved.skipped });
   const node: LocalNode = { ...id, subnet: resolved.subnet, leaseId: resolved.leaseId };
   const digest = resolved.inputs && peersDigest(conf, node, resolved.inputs);
-  if (options.reuse && digest && readState(conf.stateDir, conf.device)?.digest === digest && deviceAsSpecified(conf, node, base)) {
+  const record = stored && usableRecord(conf, node, base, stored);
+  if (mode === 'add' && digest && record?.digest === digest) {
     if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
     return { node, summary: { peers: 0, rejected: 0, changed: 0, removed: 0, unchanged: true }, applied: undefined };
   }
-  // a device that does not exist holds no entries: nothing to read
-  const current: NodeObservation = full ?? { ...base, peers: base.links.some((l) => l.ifname === conf.device) ? await observePeerState(env.exec, conf.device) : NO_PEERS };
-  const { summary, applied } = await reconcileRacing(env, conf, current, node, resolved.inputs);
+  let result: Reconciled | undefined;
+  if (mode === 'sync' && record && resolved.inputs) {
+    result = await applyPeerChanges(env, conf, node, record, resolved.inputs).catch((err: unknown) => {
+      env.log.warn('applying the difference failed; reconciling from the kernel', { error: (err as Error).message });
+      return undefined;
+    });
+  }
+  if (!result) {
+    // a device that does not exist holds no entries: nothing to read
+    const current: NodeObservation = full ?? { ...base, peers: base.links.some((l) => l.ifname === conf.device) ? await observePeerState(env.exec, conf.device) : NO_PEERS };
+    result = await reconcileRacing(env, conf, current, node, resolved.inputs);
+  }
+  const { summary, applied } = result;
   if (resolved.skipped) summary.peersSkipped = resolved.skipped;
   if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
-  rememberNode(conf, node, digest);
+  rememberNode(conf, node, digest, applied);
   return { node, summary, applied };
 }
 
 const NO_PEERS: PeerState = { routes: [], neighs: [], fdb: [] };
 
-function deviceAsSpecified(conf: Conf, node: LocalNode, obs: NodeLinks): boolean {
+/** The applied record, if it describes the device as it is: the same ifindex, as specified, forwarding on. */
+function usableRecord(conf: Conf, node: LocalNode, obs: NodeLinks, record: AppliedRecord): AppliedRecord | undefined {
   const device = obs.links.find((l) => l.ifname === conf.device);
-  return !!device && planDevice(deviceSpec(conf, node), device).lines.length === 0 && ipForwardOn();
+  if (device?.ifindex !== record.ifindex || planDevice(deviceSpec(conf, node), device).lines.length > 0 || !ipForwardOn()) return undefined;
+  return record;
 }
 
-/** The state file: subnet, lease, identity and the digest of what was just applied (none: reconcile next time). */
-export function rememberNode(conf: Conf, node: LocalNode, digest: string | undefined): void {
-  writeState(conf.stateDir, conf.device, { subnet: formatCidr(node.subnet), ip: node.underlay.ip, mac: node.mac, ...(node.leaseId ? { leaseId: node.leaseId } : {}), ...(digest ? { digest } : {}) });
+/**
+ * The state file (subnet, lease, identity) and, when the peers on the device are known, the
+ * applied record; without them the record stays as it is (a reconcile that changed entries
+ * removed it first).
+ */
+export function rememberNode(conf: Conf, node: LocalNode, digest: string | undefined, applied: Applied | undefined): void {
+  const state: NodeState = { subnet: formatCidr(node.subnet), ip: node.underlay.ip, mac: node.mac, ...(node.leaseId ? { leaseId: node.leaseId } : {}) };
+  const known = readState(conf.stateDir, conf.device);
+  if (!known || JSON.stringify(known) !== JSON.stringify(state)) writeState(conf.stateDir, conf.device, state);
+  if (applied) writeApplied(conf.stateDir, conf.device, { ...applied, digest });
 }

@@ -62,14 +62,18 @@ export function vtepMac(vni: number, ip: string): string {
 
 export const vtepIp = (subnet: Cidr) => formatIp(network(subnet));
 
-const span = (c: Cidr): [number, number] => [Number(c.ip.value), Number(c.ip.value) + 2 ** (32 - c.prefix) - 1];
-
-/** Disjoint IPv4 ranges kept sorted: the overlap check is a binary search, not a scan of every peer. */
+/**
+ * Disjoint IPv4 ranges kept sorted: the overlap check is a binary search, not a scan of every peer.
+ * Ranges usually arrive in order (a generated file, subnets leased one after another): one past
+ * the last is checked and appended without a search.
+ */
 class IntervalSet<T> {
   private readonly items: { start: number; end: number; value: T }[] = [];
 
   /** The stored range overlapping [start, end], if any. */
-  overlapping([start, end]: [number, number]): T | undefined {
+  overlapping(start: number, end: number): T | undefined {
+    const last = this.items[this.items.length - 1];
+    if (!last || last.end < start) return undefined;
     const i = this.lowerBound(start);
     const before = this.items[i - 1];
     if (before && before.end >= start) return before.value;
@@ -77,8 +81,11 @@ class IntervalSet<T> {
     return at && at.start <= end ? at.value : undefined;
   }
 
-  insert([start, end]: [number, number], value: T): void {
-    this.items.splice(this.lowerBound(start), 0, { start, end, value });
+  /** Adds a range that overlaps none (`overlapping` said so). */
+  insert(start: number, end: number, value: T): void {
+    const last = this.items[this.items.length - 1];
+    if (!last || last.start < start) this.items.push({ start, end, value });
+    else this.items.splice(this.lowerBound(start), 0, { start, end, value });
   }
 
   /** The first index whose range starts at or after `start`. */
@@ -94,6 +101,58 @@ class IntervalSet<T> {
   }
 }
 
+/** What the entries accepted so far hold: a later entry may not take their subnet, address or MAC. */
+interface Taken {
+  subnets: IntervalSet<{ subnet: string; origin: string }>;
+  ips: Map<string, string>;
+  macs: Map<string, string>;
+}
+
+/** The cluster and this node, with the numbers the checks compare, computed once per validation. */
+interface Bounds {
+  self: Self;
+  selfFamily: 4 | 6 | undefined;
+  selfSubnet: string;
+  selfStart: number;
+  selfEnd: number;
+  netStart: number;
+  netEnd: number;
+  netPrefix: number;
+  netText: string;
+  vni: number;
+}
+
+/** One entry checked against the cluster, this node and the entries before it: a peer, a reason, or undefined for ourselves. */
+function checkPeer(entry: unknown, origin: string, b: Bounds, taken: Taken): Peer | string | undefined {
+  if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) return 'not an object with subnet and ip';
+  const e = entry as Record<string, unknown>;
+  if (typeof e.subnet !== 'string' || typeof e.ip !== 'string') return 'needs "subnet" and "ip" strings';
+  const cidr = V4_CIDR.exec(e.subnet);
+  const prefix = cidr ? Number(cidr[5]) : 0;
+  const size = 2 ** (32 - prefix);
+  const start = cidr ? v4Value(cidr) : 0;
+  const end = start + size - 1;
+  if (!cidr || start % size !== 0) return `subnet ${JSON.stringify(e.subnet)} is not an IPv4 CIDR without host bits`;
+  const subnet = e.subnet; // canonical: V4_CIDR admits no other spelling
+  const v4 = V4.exec(e.ip);
+  const ip = v4 ? e.ip : canonicalIp(e.ip);
+  if (!ip) return `ip ${JSON.stringify(e.ip)} is not an IP address`;
+  if (ip === b.self.ip) return subnet !== b.selfSubnet ? `claims our underlay address ${ip} with subnet ${subnet}, ours is ${b.selfSubnet}` : undefined;
+  if ((v4 ? 4 : 6) !== b.selfFamily) return `ip ${ip} is not of our underlay's family (IPv${b.selfFamily})`;
+  if (start < b.netStart || end > b.netEnd || prefix === b.netPrefix) return `subnet ${subnet} is not a subnet of the cluster network ${b.netText}`;
+  if (start <= b.selfEnd && b.selfStart <= end) return `subnet ${subnet} claims our subnet ${b.selfSubnet}`;
+  const clash = taken.subnets.overlapping(start, end);
+  if (clash) return `subnet ${subnet} overlaps ${clash.subnet} of ${clash.origin}`;
+  if (taken.ips.has(ip)) return `ip ${ip} already belongs to ${taken.ips.get(ip)}`;
+  const mac = e.mac === undefined ? (v4 ? v4Mac(b.vni, v4) : vtepMac(b.vni, ip)) : typeof e.mac === 'string' ? parseMac(e.mac) : undefined;
+  if (!mac || (e.mac !== undefined && (!isUnicastMac(mac) || mac === '00:00:00:00:00:00'))) return `mac ${JSON.stringify(e.mac)} is not a unicast MAC address`;
+  if (taken.macs.has(mac)) return `mac ${mac} already belongs to ${taken.macs.get(mac)}`;
+  taken.subnets.insert(start, end, { subnet, origin });
+  taken.ips.set(ip, origin);
+  taken.macs.set(mac, origin);
+  return { subnet, ip, mac, vtep: subnet.slice(0, subnet.indexOf('/')) };
+}
+
 /**
  * Validates peer entries against the cluster and this node. Bad entries are rejected one by one
  * with a reason, never the whole set: a typo in one node's entry must not take the others' routes.
@@ -101,80 +160,27 @@ class IntervalSet<T> {
  * peer, so IPv4 is checked as numbers from one regex match (see V4_CIDR), not through bigints.
  */
 export function validatePeers(inputs: readonly PeerInput[], self: Self, network: Cidr, vni: number): { peers: Peer[]; rejected: Rejected[] } {
+  const selfStart = Number(self.subnet.ip.value);
+  const netStart = Number(network.ip.value);
+  const bounds: Bounds = {
+    self,
+    selfFamily: parseIp(self.ip)?.family,
+    selfSubnet: formatCidr(self.subnet),
+    selfStart,
+    selfEnd: selfStart + 2 ** (32 - self.subnet.prefix) - 1,
+    netStart,
+    netEnd: netStart + 2 ** (32 - network.prefix) - 1,
+    netPrefix: network.prefix,
+    netText: formatCidr(network),
+    vni,
+  };
+  const taken: Taken = { subnets: new IntervalSet(), ips: new Map(), macs: new Map() };
   const peers: Peer[] = [];
-  const accepted = new IntervalSet<{ subnet: string; origin: string }>();
   const rejected: Rejected[] = [];
-  const byIp = new Map<string, string>();
-  const byMac = new Map<string, string>();
-  const selfFamily = parseIp(self.ip)?.family;
-  const selfSubnet = formatCidr(self.subnet);
-  const [selfStart, selfEnd] = span(self.subnet);
-  const [netStart, netEnd] = span(network);
-  const netText = formatCidr(network);
   for (const { origin, entry } of inputs) {
-    const reject = (reason: string) => void rejected.push({ origin, reason });
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
-      reject('not an object with subnet and ip');
-      continue;
-    }
-    const e = entry as Record<string, unknown>;
-    if (typeof e.subnet !== 'string' || typeof e.ip !== 'string') {
-      reject('needs "subnet" and "ip" strings');
-      continue;
-    }
-    const cidr = V4_CIDR.exec(e.subnet);
-    const prefix = cidr ? Number(cidr[5]) : 0;
-    const start = cidr ? v4Value(cidr) : 0;
-    const end = start + 2 ** (32 - prefix) - 1;
-    if (!cidr || start % 2 ** (32 - prefix) !== 0) {
-      reject(`subnet ${JSON.stringify(e.subnet)} is not an IPv4 CIDR without host bits`);
-      continue;
-    }
-    const subnet = e.subnet; // canonical: V4_CIDR admits no other spelling
-    const v4 = V4.exec(e.ip);
-    const ip = v4 ? e.ip : canonicalIp(e.ip);
-    if (!ip) {
-      reject(`ip ${JSON.stringify(e.ip)} is not an IP address`);
-      continue;
-    }
-    if (ip === self.ip) {
-      if (subnet !== selfSubnet) reject(`claims our underlay address ${ip} with subnet ${subnet}, ours is ${selfSubnet}`);
-      continue; // ourselves
-    }
-    if ((v4 ? 4 : 6) !== selfFamily) {
-      reject(`ip ${ip} is not of our underlay's family (IPv${selfFamily})`);
-      continue;
-    }
-    if (start < netStart || end > netEnd || prefix === network.prefix) {
-      reject(`subnet ${subnet} is not a subnet of the cluster network ${netText}`);
-      continue;
-    }
-    if (start <= selfEnd && selfStart <= end) {
-      reject(`subnet ${subnet} claims our subnet ${selfSubnet}`);
-      continue;
-    }
-    const clash = accepted.overlapping([start, end]);
-    if (clash) {
-      reject(`subnet ${subnet} overlaps ${clash.subnet} of ${clash.origin}`);
-      continue;
-    }
-    if (byIp.has(ip)) {
-      reject(`ip ${ip} already belongs to ${byIp.get(ip)}`);
-      continue;
-    }
-    const mac = e.mac === undefined ? (v4 ? v4Mac(vni, v4) : vtepMac(vni, ip)) : typeof e.mac === 'string' ? parseMac(e.mac) : undefined;
-    if (!mac || (e.mac !== undefined && (!isUnicastMac(mac) || mac === '00:00:00:00:00:00'))) {
-      reject(`mac ${JSON.stringify(e.mac)} is not a unicast MAC address`);
-      continue;
-    }
-    if (byMac.has(mac)) {
-      reject(`mac ${mac} already belongs to ${byMac.get(mac)}`);
-      continue;
-    }
-    accepted.insert([start, end], { subnet, origin });
-    byIp.set(ip, origin);
-    byMac.set(mac, origin);
-    peers.push({ subnet, ip, mac, vtep: subnet.slice(0, subnet.indexOf('/')) });
+    const checked = checkPeer(entry, origin, bounds, taken);
+    if (typeof checked === 'string') rejected.push({ origin, reason: checked });
+    else if (checked) peers.push(checked);
   }
   return { peers, rejected };
 }

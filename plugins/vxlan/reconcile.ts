@@ -40,6 +40,46 @@ export interface PeerPlan {
 
 const isV4 = (s: string) => !s.includes(':');
 
+/** Several remotes for one MAC (an old `append`): `replace` only swaps the first, so they are cleared. */
+const SEVERAL = Symbol('several remotes');
+
+/**
+ * The device's entries keyed as the plan looks them up; a value is what the entry is right for
+ * (undefined: present, but right for no peer: not onlink, not permanent).
+ */
+interface Held {
+  /** dst → onlink gateway */
+  routes: Map<string, string | undefined>;
+  /** dst → permanent lladdr */
+  neighs: Map<string, string | undefined>;
+  /** MAC → permanent remote */
+  fdb: Map<string, string | undefined | typeof SEVERAL>;
+}
+
+/** The entries of `device` in what the kernel printed (routes it made itself and IPv6 neighbours are not ours). */
+function heldInKernel(device: string, current: PeerState): Held {
+  const onDevice = (d: string | undefined) => d === undefined || d === device;
+  const held: Held = { routes: new Map(), neighs: new Map(), fdb: new Map() };
+  for (const r of current.routes) if (r.gateway && onDevice(r.dev) && r.protocol !== 'kernel') held.routes.set(r.dst, r.flags?.includes('onlink') ? r.gateway : undefined);
+  for (const n of current.neighs) if (isV4(n.dst) && onDevice(n.dev)) held.neighs.set(n.dst, n.state?.includes('PERMANENT') ? n.lladdr : undefined);
+  for (const f of current.fdb) {
+    if (!onDevice(f.ifname) || !f.flags?.includes('self') || !f.dst) continue;
+    held.fdb.set(f.mac, held.fdb.has(f.mac) ? SEVERAL : f.state === 'permanent' ? f.dst : undefined);
+  }
+  return held;
+}
+
+/** The entries a plan for `peers` leaves on the device (peers as `validatePeers` accepted them: no duplicates). */
+function heldAfter(peers: Iterable<Peer>): Held {
+  const held: Held = { routes: new Map(), neighs: new Map(), fdb: new Map() };
+  for (const p of peers) {
+    held.routes.set(p.subnet, p.vtep);
+    held.neighs.set(p.vtep, p.mac);
+    held.fdb.set(p.mac, p.ip);
+  }
+  return held;
+}
+
 /**
  * Desired minus current gives the `replace` lines, current minus desired the `del` lines; entries
  * already right are left alone. `replace` everywhere: `bridge fdb append` on an existing MAC is a
@@ -48,49 +88,55 @@ const isV4 = (s: string) => !s.includes(':');
  * checked once here.
  */
 export function planPeers(device: string, peers: readonly Peer[], current: PeerState): PeerPlan {
-  const dev = batchLine(device);
-  const onDevice = (d: string | undefined) => d === undefined || d === device;
-  const routes = new Map<string, IpRoute>();
-  for (const r of current.routes) if (r.gateway && onDevice(r.dev) && r.protocol !== 'kernel') routes.set(r.dst, r);
-  const neighs = new Map<string, IpNeigh>();
-  for (const n of current.neighs) if (isV4(n.dst) && onDevice(n.dev)) neighs.set(n.dst, n);
-  const fdb = new Map<string, FdbEntry[]>();
-  for (const f of current.fdb) {
-    if (!onDevice(f.ifname) || !f.flags?.includes('self') || !f.dst) continue;
-    const same = fdb.get(f.mac);
-    if (same) same.push(f);
-    else fdb.set(f.mac, [f]);
-  }
+  return planAgainst(device, peers, heldInKernel(device, current));
+}
 
+/**
+ * The plan from the peers last applied to `peers`, without the kernel: what `planPeers` gives
+ * against the kernel state that applying `before` left (a unit test holds them equal). Both sets
+ * were validated (no subnet, VTEP, address or MAC twice), so a peer found unchanged in `before`
+ * owns its three entries alone: only the others are planned.
+ */
+export function planPeerChanges(device: string, before: readonly Peer[], peers: readonly Peer[]): PeerPlan {
+  const was = new Map<string, Peer>();
+  for (const p of before) was.set(p.subnet, p);
+  const changed: Peer[] = [];
+  for (const p of peers) {
+    const w = was.get(p.subnet);
+    if (w && w.ip === p.ip && w.mac === p.mac && w.vtep === p.vtep) was.delete(p.subnet);
+    else changed.push(p);
+  }
+  return planAgainst(device, changed, heldAfter(was.values()));
+}
+
+function planAgainst(device: string, peers: readonly Peer[], { routes, neighs, fdb }: Held): PeerPlan {
+  const dev = batchLine(device);
   const ipAdd: string[] = [];
   const bridgeAdd: string[] = [];
   let changed = 0;
   // what is left in the maps after this loop belongs to no peer
   for (const p of peers) {
     let differs = false;
-    const n = neighs.get(p.vtep);
-    neighs.delete(p.vtep);
-    if (!n || n.lladdr !== p.mac || !n.state?.includes('PERMANENT')) {
+    if (neighs.get(p.vtep) !== p.mac) {
       ipAdd.push(`neigh replace ${p.vtep} lladdr ${p.mac} dev ${dev} nud permanent`);
       differs = true;
     }
-    const r = routes.get(p.subnet);
-    routes.delete(p.subnet);
-    if (!r || r.gateway !== p.vtep || !r.flags?.includes('onlink')) {
+    neighs.delete(p.vtep);
+    if (routes.get(p.subnet) !== p.vtep) {
       ipAdd.push(`route replace ${p.subnet} via ${p.vtep} dev ${dev} onlink`);
       differs = true;
     }
-    const f = fdb.get(p.mac);
-    fdb.delete(p.mac);
-    if (f?.length !== 1 || f[0]!.dst !== p.ip || f[0]!.state !== 'permanent') {
-      // several remotes for one MAC (an old `append`): clear them, `replace` only swaps the first
-      if (f && f.length > 1) bridgeAdd.push(`fdb del ${p.mac} dev ${dev} self`);
+    routes.delete(p.subnet);
+    const remote = fdb.get(p.mac);
+    if (remote !== p.ip) {
+      if (remote === SEVERAL) bridgeAdd.push(`fdb del ${p.mac} dev ${dev} self`);
       bridgeAdd.push(`fdb replace ${p.mac} dev ${dev} dst ${p.ip} self permanent`);
       differs = true;
     }
+    fdb.delete(p.mac);
     if (differs) changed++;
   }
-  // leftovers come from the kernel, not from validated peers: these lines check every token
+  // leftovers may come from the kernel, not from validated peers: these lines check every token
   const ipDel = [...[...routes.keys()].sort().map((dst) => batchLine('route', 'del', dst, 'dev', device)), ...[...neighs.keys()].sort().map((dst) => batchLine('neigh', 'del', dst, 'dev', device))];
   const bridgeDel = [...fdb.keys()].sort().map((mac) => batchLine('fdb', 'del', mac, 'dev', device, 'self'));
   return { ip: [...ipDel, ...ipAdd], bridge: [...bridgeDel, ...bridgeAdd], changed, removed: ipDel.length + bridgeDel.length };
@@ -100,13 +146,4 @@ export function planPeers(device: string, peers: readonly Peer[], current: PeerS
 export function missingPeerEntries(device: string, peers: readonly Peer[], current: PeerState): string[] {
   const plan = planPeers(device, peers, current);
   return [...plan.ip, ...plan.bridge].filter((l) => l.includes(' replace '));
-}
-
-/** The kernel state `planPeers` leaves for `peers`: what the event path diffs against. */
-export function programmedState(device: string, peers: readonly Peer[]): PeerState {
-  return {
-    routes: peers.map((p) => ({ dst: p.subnet, gateway: p.vtep, dev: device, flags: ['onlink'] })),
-    neighs: peers.map((p) => ({ dst: p.vtep, dev: device, lladdr: p.mac, state: ['PERMANENT'] })),
-    fdb: peers.map((p) => ({ mac: p.mac, ifname: device, dst: p.ip, flags: ['self'], state: 'permanent' })),
-  };
 }

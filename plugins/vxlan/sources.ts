@@ -6,7 +6,9 @@ import type { PeerInput } from './peers.ts';
  * Peer entries from a source the config holds or names (inline list, peers file); etcd entries
  * come with the lease. An error instead of entries when the file cannot be used (see filePeers).
  */
-export function localPeers(source: Exclude<PeerSource, { kind: 'etcd' }>): { inputs: PeerInput[] } | { error: string } {
+export type LocalPeers = { inputs: PeerInput[] } | { error: string };
+
+export function localPeers(source: Exclude<PeerSource, { kind: 'etcd' }>): LocalPeers {
   if (source.kind === 'file') return filePeers(source.path);
   return { inputs: source.entries.map((entry, i) => ({ origin: `peers[${i}]`, entry })) };
 }
@@ -16,7 +18,7 @@ export function localPeers(source: Exclude<PeerSource, { kind: 'etcd' }>): { inp
  * Returns an error instead of an empty list when the file cannot be used: an unreadable file must
  * leave the current routes alone, not remove them all.
  */
-function filePeers(path: string): { inputs: PeerInput[] } | { error: string } {
+function filePeers(path: string): LocalPeers {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -1,5 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { digest } from '../../lib/digest.ts';
+import type { Peer } from './peers.ts';
 
 /** What a node remembers between invocations: its subnet (and etcd lease), MAC and underlay address. */
 export interface NodeState {
@@ -7,31 +9,96 @@ export interface NodeState {
   ip: string;
   mac: string;
   leaseId?: string;
-  /** `peersDigest` of the last reconcile that applied cleanly. */
-  digest?: string;
 }
 
-const file = (stateDir: string, device: string) => join(stateDir, `${device}.json`);
+/**
+ * The peer entries the last reconcile left on the device, and on which device (its ifindex: a device
+ * re-created behind our back holds none of them). Present only while it is true: it is removed
+ * before any batch that changes peer entries and written after the batch succeeded, so a crash
+ * in between leaves no record, and the next reconcile reads the kernel.
+ */
+export interface AppliedRecord {
+  ifindex: number;
+  /** `peersDigest` of the inputs the peers came from (an ADD with the same inputs skips its reconcile). */
+  digest: string | undefined;
+  peers: Peer[];
+}
+
+const stateFile = (stateDir: string, device: string) => join(stateDir, `${device}.json`);
+const appliedFile = (stateDir: string, device: string) => join(stateDir, `${device}.applied`);
 
 export function readState(stateDir: string, device: string): NodeState | undefined {
   try {
-    const v = JSON.parse(readFileSync(file(stateDir, device), 'utf8')) as Partial<NodeState>;
+    const v = JSON.parse(readFileSync(stateFile(stateDir, device), 'utf8')) as Partial<NodeState>;
     if (typeof v.subnet !== 'string' || typeof v.ip !== 'string' || typeof v.mac !== 'string') return undefined;
-    return { subnet: v.subnet, ip: v.ip, mac: v.mac, ...(typeof v.leaseId === 'string' ? { leaseId: v.leaseId } : {}), ...(typeof v.digest === 'string' ? { digest: v.digest } : {}) };
+    return { subnet: v.subnet, ip: v.ip, mac: v.mac, ...(typeof v.leaseId === 'string' ? { leaseId: v.leaseId } : {}) };
   } catch {
     return undefined;
   }
 }
 
-/** Written atomically (temp + rename), readable by root only. */
-export function writeState(stateDir: string, device: string, state: NodeState): void {
+/** Temp file + rename, readable by root only: a reader sees the old file or the new one, never half. */
+function writeAtomically(stateDir: string, target: string, text: string): void {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const target = file(stateDir, device);
   const tmp = `${target}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(state) + '\n', { mode: 0o600 });
+  writeFileSync(tmp, text, { mode: 0o600 });
   renameSync(tmp, target);
 }
 
+export function writeState(stateDir: string, device: string, state: NodeState): void {
+  writeAtomically(stateDir, stateFile(stateDir, device), JSON.stringify(state) + '\n');
+}
+
 export function removeState(stateDir: string, device: string): void {
-  rmSync(file(stateDir, device), { force: true });
+  rmSync(stateFile(stateDir, device), { force: true });
+  forgetApplied(stateDir, device);
+}
+
+/** A damaged peers line must not pass for a shorter or different list: the header carries its hash. */
+const checksum = (peersLine: string) => digest('sha256', peersLine).toString('base64url');
+
+/**
+ * Two lines: a header `{ifindex, digest, sum}` and the peers as JSON, which `JSON.parse` turns back
+ * into peers natively (no per-peer code: `sync` reads 1,000 of them). An ADD needs only the header.
+ */
+export function formatApplied(record: AppliedRecord): string {
+  const peersLine = JSON.stringify(record.peers);
+  const header = JSON.stringify({ ifindex: record.ifindex, ...(record.digest ? { digest: record.digest } : {}), sum: checksum(peersLine) });
+  return `${header}\n${peersLine}\n`;
+}
+
+/** The record in `text`, or undefined when it is damaged in any way (the caller then reads the kernel). */
+export function parseApplied(text: string, options: { peers: boolean }): AppliedRecord | undefined {
+  const nl = text.indexOf('\n');
+  if (nl < 0) return undefined;
+  try {
+    const header = JSON.parse(text.slice(0, nl)) as { ifindex?: unknown; digest?: unknown; sum?: unknown };
+    if (!Number.isInteger(header.ifindex) || (header.digest !== undefined && typeof header.digest !== 'string')) return undefined;
+    const base = { ifindex: header.ifindex as number, digest: header.digest as string | undefined };
+    if (!options.peers) return { ...base, peers: [] };
+    const peersLine = text.slice(nl + 1).trimEnd();
+    if (header.sum !== checksum(peersLine)) return undefined;
+    const peers = JSON.parse(peersLine) as unknown;
+    return Array.isArray(peers) ? { ...base, peers: peers as Peer[] } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function readApplied(stateDir: string, device: string, options: { peers: boolean }): AppliedRecord | undefined {
+  let text: string;
+  try {
+    text = readFileSync(appliedFile(stateDir, device), 'utf8');
+  } catch {
+    return undefined;
+  }
+  return parseApplied(text, options);
+}
+
+export function writeApplied(stateDir: string, device: string, record: AppliedRecord): void {
+  writeAtomically(stateDir, appliedFile(stateDir, device), formatApplied(record));
+}
+
+export function forgetApplied(stateDir: string, device: string): void {
+  rmSync(appliedFile(stateDir, device), { force: true });
 }

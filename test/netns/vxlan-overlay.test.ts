@@ -255,13 +255,14 @@ describe('vxlan overlay (file peers)', () => {
     expect(check.status).toBe(1);
     expect(check.json.msg).toMatch(/missing peer entries/);
     expect(check.json.details).toContain('neigh replace 10.244.2.0');
-    // sync repairs it (an ADD whose peers did not change leaves the peer entries alone)
-    const sync = tscni(n1!, 'vxlan', 'sync', '--conf', n1!.confFile);
+    // sync --full repairs it (an ADD whose peers did not change, and a plain sync, diff against what they applied)
+    expect(JSON.parse(tscni(n1!, 'vxlan', 'sync', '--conf', n1!.confFile).stdout)).toMatchObject({ peers: 1, changed: 0, diff: 'state' });
+    const sync = tscni(n1!, 'vxlan', 'sync', '--full', '--conf', n1!.confFile);
     expect(sync.status, sync.stderr).toBe(0);
-    expect(JSON.parse(sync.stdout)).toMatchObject({ subnet: '10.244.1.0/24', peers: 1, changed: 1 });
+    expect(JSON.parse(sync.stdout)).toMatchObject({ subnet: '10.244.1.0/24', peers: 1, changed: 1, diff: 'kernel' });
   });
 
-  it('an ADD with unchanged peers skips the peer reconcile; a changed peers file is applied by the next ADD; CHECK and sync still compare with the kernel', () => {
+  it('an ADD with unchanged peers skips the peer reconcile; a changed peers file is applied by the next ADD; CHECK and sync --full still compare with the kernel', () => {
     const c = new Cluster(s);
     const [n1] = [1, 2, 3].map((i) => c.addNode(i));
     c.writePeers(c.peerEntries().slice(0, 2));
@@ -279,13 +280,13 @@ describe('vxlan overlay (file peers)', () => {
     c.writePeers(c.peerEntries());
     expect(add().summary).toMatchObject({ peers: 2, changed: 1 });
     expect(peerRoutes(n1!)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
-    // an entry removed behind our back: the skipping ADD does not see it, CHECK does, sync repairs it
+    // an entry removed behind our back: the skipping ADD does not see it, CHECK does, sync --full repairs it
     inNode(n1!, ['ip', 'route', 'del', '10.244.3.0/24', 'dev', DEVICE]);
     const { pod, summary } = add();
     expect(summary).toMatchObject({ unchanged: true });
     const check = plugin(n1!, 'CHECK', pod, { ...n1!.conf, prevResult: undefined });
     expect(check.json?.msg ?? '', check.stdout).toMatch(/missing peer entries/);
-    const sync = tscni(n1!, 'vxlan', 'sync', '--conf', n1!.confFile);
+    const sync = tscni(n1!, 'vxlan', 'sync', '--full', '--conf', n1!.confFile);
     expect(JSON.parse(sync.stdout)).toMatchObject({ peers: 2, changed: 1 });
     expect(peerRoutes(n1!)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
     // a device that is not as specified (here: down) is never skipped

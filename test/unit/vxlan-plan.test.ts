@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { IpLink } from '../../lib/ip/types.ts';
 import { overhead, planDevice, resolveUnderlay, type DeviceSpec } from '../../plugins/vxlan/device.ts';
-import { missingPeerEntries, planPeers, programmedState, type PeerState } from '../../plugins/vxlan/reconcile.ts';
+import { missingPeerEntries, planPeerChanges, planPeers, type PeerState } from '../../plugins/vxlan/reconcile.ts';
 import type { Peer } from '../../plugins/vxlan/peers.ts';
 import { planMasq } from '../../plugins/vxlan/masq.ts';
 
@@ -9,7 +9,11 @@ const D = 'tscni.1';
 const peer = (n: number, ip = `192.168.100.${n}`, mac = `02:00:00:00:00:0${n}`): Peer => ({ subnet: `10.244.${n}.0/24`, ip, mac, vtep: `10.244.${n}.0` });
 const empty: PeerState = { routes: [], neighs: [], fdb: [] };
 /** The kernel state after `planPeers` applied `peers`, as `ip -json` / `bridge -json fdb` print it. */
-const applied = (peers: Peer[]): PeerState => programmedState(D, peers);
+const applied = (peers: readonly Peer[]): PeerState => ({
+  routes: peers.map((p) => ({ dst: p.subnet, gateway: p.vtep, dev: D, flags: ['onlink'], protocol: 'boot' })),
+  neighs: peers.map((p) => ({ dst: p.vtep, dev: D, lladdr: p.mac, state: ['PERMANENT'] })),
+  fdb: peers.map((p) => ({ mac: p.mac, ifname: D, dst: p.ip, flags: ['self'], state: 'permanent' })),
+});
 
 describe('planPeers', () => {
   it('adds every entry of every peer from empty, with replace', () => {
@@ -65,6 +69,42 @@ describe('planPeers', () => {
     const state = applied([peer(2), peer(3)]);
     state.fdb.pop();
     expect(missingPeerEntries(D, [peer(2), peer(3)], state)).toEqual(['fdb replace 02:00:00:00:00:03 dev tscni.1 dst 192.168.100.3 self permanent']);
+  });
+});
+
+describe('planPeerChanges (the plan from the peers last applied, without reading the kernel)', () => {
+  /** A small deterministic generator: sets that share some peers, move some, and drop or add others. */
+  function* cases(): Generator<[Peer[], Peer[]]> {
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 48271) % 2147483647), seed % n);
+    for (let k = 0; k < 200; k++) {
+      const pick = () =>
+        Array.from({ length: rand(8) }, () => rand(12) + 2)
+          .filter((n, i, all) => all.indexOf(n) === i)
+          .map((n) => peer(n, `192.168.100.${rand(3) ? n : n + 100}`, `02:00:00:00:00:${(rand(4) ? n : n + 100).toString(16).padStart(2, '0')}`))
+          .filter((p, i, all) => all.findIndex((q) => q.mac === p.mac || q.ip === p.ip) === i);
+      yield [pick(), pick()];
+    }
+  }
+
+  it('gives exactly the lines planPeers gives against the kernel state the earlier peers left', () => {
+    let moved = 0;
+    for (const [before, after] of cases()) {
+      const plan = planPeerChanges(D, before, after);
+      expect(plan).toEqual(planPeers(D, after, applied(before)));
+      if (plan.bridge.some((l) => l.startsWith('fdb replace'))) moved++;
+    }
+    expect(moved).toBeGreaterThan(50);
+  });
+
+  it('is empty when nothing changed, and one line per changed entry otherwise', () => {
+    expect(planPeerChanges(D, [peer(2), peer(3)], [peer(2), peer(3)])).toEqual({ ip: [], bridge: [], changed: 0, removed: 0 });
+    expect(planPeerChanges(D, [peer(2), peer(3)], [peer(2), peer(3, '192.168.100.33')])).toEqual({
+      ip: [],
+      bridge: ['fdb replace 02:00:00:00:00:03 dev tscni.1 dst 192.168.100.33 self permanent'],
+      changed: 1,
+      removed: 0,
+    });
   });
 });
 
