@@ -28,6 +28,8 @@ await build({
   target: 'node20',
   minify: true,
   legalComments: 'none',
+  // loaded only under bun (lib/ip/netns-enter.ts)
+  external: ['bun:ffi'],
   logLevel: 'warning',
 });
 
