@@ -235,7 +235,9 @@ export async function ensureNode(env: Env, conf: Conf, options: { client?: EtcdC
   const { summary, applied } = result;
   if (resolved.skipped) summary.peersSkipped = resolved.skipped;
   if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
-  rememberNode(conf, node, digest, applied);
+  // a record that already says what was applied, from these inputs, is not written again
+  const same = summary.diff === 'state' && !summary.changed && !summary.removed && record?.digest === digest;
+  rememberNode(conf, node, digest, same ? undefined : applied);
   return { node, summary, applied };
 }
 
