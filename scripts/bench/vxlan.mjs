@@ -247,7 +247,7 @@ async function throughput(ctx, dir) {
     const server = spawn('ip', ['netns', 'exec', to.ns, ...pin(last, ['iperf3', '-s', '-1', '-B', to.ip])], { stdio: 'ignore' });
     try {
       for (let attempt = 0; ; attempt++) {
-        const r = spawnSync('ip', ['netns', 'exec', from.ns, ...pin(0, ['iperf3', '-c', to.ip, '-t', '3', '-J'])], { encoding: 'utf8' });
+        const r = spawnSync('ip', ['netns', 'exec', from.ns, ...pin(0, ['iperf3', '-c', to.ip, '-t', '2', '-J'])], { encoding: 'utf8' });
         const bps = r.status === 0 ? JSON.parse(r.stdout).end?.sum_received?.bits_per_second : undefined;
         if (bps) return bps / 1e9;
         if (attempt > 50) throw new Error(`iperf3: ${r.stdout.slice(0, 300)}${r.stderr}`);
@@ -259,7 +259,7 @@ async function throughput(ctx, dir) {
   };
   // rounds interleave the paths, so a change in machine load hits all three alike
   const rounds = [];
-  for (let k = 0; k < 3; k++) {
+  for (let k = 0; k < 5; k++) {
     const local = await measure(a, b);
     const shared = await measure(a, c);
     steer(last > 0 ? (1 << last).toString(16) : '0');
@@ -267,7 +267,7 @@ async function throughput(ctx, dir) {
     steer('0');
     rounds.push({ local, shared, own });
   }
-  const med = (f) => rounds.map(f).sort((x, y) => x - y)[1];
+  const med = (f) => rounds.map(f).sort((x, y) => x - y)[rounds.length >> 1];
   return { local: med((r) => r.local), shared: med((r) => r.shared), own: med((r) => r.own), sharedRatio: med((r) => r.shared / r.local), ownRatio: med((r) => r.own / r.local) };
 }
 
@@ -285,9 +285,9 @@ export default {
         '',
         `The hand-programmed row is the yardstick for machine load: the issue measured it at ≈ 25 ms on a quiet machine; divide by it to compare runs.`,
         '',
-        `Pod-to-pod TCP (iperf3, 3 s, client on the first CPU and server on the last, 3 rounds interleaving the paths, medians; ratio = median of the per-round ratios): same-node bridge **${t.local.toFixed(2)} Gbit/s**; across the overlay with node 2's receive on its own CPU **${t.own.toFixed(2)} Gbit/s** → **${t.ownRatio.toFixed(2)}×** (target ≥ 0.8×); with node 2's receive on the client's CPU, as the simulation otherwise runs it, ${t.shared.toFixed(2)} Gbit/s → ${t.sharedRatio.toFixed(2)}×.`,
+        `Pod-to-pod TCP (iperf3, 2 s, client on the first CPU and server on the last, 5 rounds interleaving the paths, medians; ratio = median of the per-round ratios): same-node bridge **${t.local.toFixed(2)} Gbit/s**; across the overlay with node 2's receive on its own CPU **${t.own.toFixed(2)} Gbit/s** → **${t.ownRatio.toFixed(2)}×** (target ≥ 0.8×); with node 2's receive on the client's CPU, as the simulation otherwise runs it, ${t.shared.toFixed(2)} Gbit/s → ${t.sharedRatio.toFixed(2)}×.`,
         '',
-        `Why two overlay figures: simulated nodes share this machine's 2 vCPUs, and a veth delivers a packet in the sender's softirq, so without steering the client's CPU runs both nodes' network stacks (node 1's encap and node 2's underlay receive, decap, forward and bridge) while the other CPU idles (~10–15 % halt in \`perf\`). On real nodes node 2's receive runs on node 2. "Own CPU" models that by steering node 2's underlay receive (RPS on its eth0) to the server's CPU; nothing changes in the plugin's kernel state. The data path itself does no per-byte work beyond the bridge path's (\`perf\`: no checksum or segmentation; 52–57 KB GSO packets on the underlay), and none of the device options tried moved the shared figure beyond run-to-run noise: \`noudpcsum\`, GRO on the underlay veths, threaded NAPI, br_netfilter off in the underlay namespace, a direct veth instead of the underlay bridge.`,
+        `Why two overlay figures: simulated nodes share this machine's 2 vCPUs, and a veth delivers a packet in the sender's softirq, so without steering the client's CPU runs both nodes' network stacks (node 1's encap and node 2's underlay receive, decap, forward and bridge) while the other CPU is partly idle (\`perf -a\`: 10–15 % of the samples in halt). On real nodes node 2's receive runs on node 2. "Own CPU" models that by steering node 2's underlay receive (RPS on its eth0) to the server's CPU; nothing changes in the plugin's kernel state. The data path itself does no per-byte work beyond the bridge path's (\`perf\`: no checksum or segmentation; 52–57 KB GSO packets on the underlay), and none of the options tried moved the shared figure beyond run-to-run noise (paired runs, medians 0.70–0.80×): \`noudpcsum\` on the device, GRO on the underlay veths, threaded NAPI, br_netfilter off in the underlay namespace, a direct veth instead of the underlay bridge. Steering both nodes' receive (node 1's to the client's CPU too) is worse (≈ 0.5×: every ACK costs an IPI in this VM).`,
       ].join('\n');
       return rows;
     } finally {
