@@ -9,7 +9,7 @@ import { overhead, planDevice, resolveUnderlay, type DeviceSpec, type Underlay }
 import { acquireLease, etcdClient, etcdPeerInputs } from './etcd-registry.ts';
 import { applyNode, createNode, disableTxChecksum, ensureIpForward, ipForwardOn, observeLinks, observeNode, observePeerState, type NodeLinks, type NodeObservation } from './kernel.ts';
 import { ensureMasq } from './masq.ts';
-import { validatePeers, vtepIp, vtepMac, type Peer, type PeerInput } from './peers.ts';
+import { validatePeers, vtepIp, vtepMac, type Peer, type PeerInput, type Self } from './peers.ts';
 import { planPeerChanges, planPeers, type PeerState } from './reconcile.ts';
 import { localPeers, type LocalPeers } from './sources.ts';
 import { forgetApplied, readApplied, readState, writeApplied, writeState, type AppliedRecord, type NodeState } from './state.ts';
@@ -143,8 +143,20 @@ export async function reconcileNode(env: Env, conf: Conf, obs: NodeObservation, 
   return { summary, applied: peers && ifindex !== undefined ? { ifindex, peers } : undefined };
 }
 
+/** Validations by input list, so one made ahead (see `ensureNode`) is not made again. */
+const validated = new WeakMap<readonly PeerInput[], { self: string; result: ReturnType<typeof validatePeers> }>();
+
+function validateFor(conf: Conf, self: Self, inputs: readonly PeerInput[]): ReturnType<typeof validatePeers> {
+  const key = `${formatCidr(self.subnet)} ${self.ip}`;
+  const known = validated.get(inputs);
+  if (known?.self === key) return known.result;
+  const result = validatePeers(inputs, self, conf.network, conf.vni);
+  validated.set(inputs, { self: key, result });
+  return result;
+}
+
 function acceptedPeers(env: Env, conf: Conf, node: LocalNode, inputs: readonly PeerInput[]): Peer[] {
-  const { peers, rejected } = validatePeers(inputs, { subnet: node.subnet, ip: node.underlay.ip }, conf.network, conf.vni);
+  const { peers, rejected } = validateFor(conf, { subnet: node.subnet, ip: node.underlay.ip }, inputs);
   for (const r of rejected) env.log.error('rejected peer', { origin: r.origin, reason: r.reason });
   return peers;
 }
@@ -208,6 +220,10 @@ export async function ensureNode(env: Env, conf: Conf, options: { client?: EtcdC
   const observing: Promise<NodeLinks | NodeObservation> = mode === 'full' ? observeNode(env.exec, conf.device) : observeLinks(env.exec);
   const local = conf.source.kind === 'etcd' ? undefined : localPeers(conf.source);
   const stored = mode === 'full' ? undefined : readApplied(conf.stateDir, conf.device, { peers: mode === 'sync' });
+  // validation needs this node's underlay address, which `ip` is still reading: validate with the
+  // one it had last time meanwhile (used only if the read confirms it); an ADD mostly skips it
+  const lastIp = mode === 'add' ? undefined : (conf.localIP ?? readState(conf.stateDir, conf.device)?.ip);
+  if (conf.subnet && lastIp && local && 'inputs' in local) validateFor(conf, { subnet: conf.subnet, ip: lastIp }, local.inputs);
   const base = await observing;
   const full = 'peers' in base ? base : undefined;
   const id = localIdentity(conf, base);
