@@ -17,4 +17,10 @@ export function digest(algorithm: Algorithm, text: string): Buffer {
 
 export const digestHex = (algorithm: Algorithm, text: string): string => digest(algorithm, text).toString('hex');
 
+/** The 24 hex digits naming one attachment: sha512(network + containerId), as the reference hashes its chain and ifb names. */
+export const attachmentHash = (network: string, containerId: string): string => digestHex('sha512', network + containerId).slice(0, 24);
+
+/** 12 hex digits naming a network where the name itself does not fit (nft comments, tags). */
+export const networkHash = (network: string): string => digestHex('sha512', network).slice(0, 12);
+
 export const randomBytes = (length: number): Buffer => Buffer.from(crypto.getRandomValues(new Uint8Array(length)));

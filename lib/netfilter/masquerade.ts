@@ -1,4 +1,4 @@
-import { digestHex } from '../digest.ts';
+import { attachmentHash, networkHash } from '../digest.ts';
 import type { Exec } from '../exec.ts';
 import { formatCidr, formatIp, network, type Cidr, type Family } from '../net/ip.ts';
 import { iptablesRestore, iptablesSave, quoteComment, restoreScript, savedComment, type SavedTable } from './iptables.ts';
@@ -15,15 +15,9 @@ export const MULTICAST: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/
 export const NFT_TABLE = 'tscni_masquerade';
 export const NFT_CHAIN = 'postrouting';
 
-const hex = (text: string, length: number) => digestHex('sha512', text).slice(0, length);
-
-/** The 24 hex digits naming one attachment: sha512(network + containerId), as the reference hashes chain names. */
-export const attachmentHash = (net: string, containerId: string): string => hex(net + containerId, 24);
 export const masqChain = (net: string, containerId: string): string => `CNI-${attachmentHash(net, containerId)}`;
 /** The reference's comment; JSON quoting stands in for Go's %q (same for printable names). */
 export const masqComment = (net: string, containerId: string): string => `name: ${JSON.stringify(net)} id: ${JSON.stringify(containerId)}`;
-/** 12 hex digits naming a network in nft comments, which have no room for the name itself. */
-export const networkHash = (net: string): string => hex(net, 12);
 const nftTag = (net: string, hash: string) => `tscni ${networkHash(net)} ${hash}`;
 
 const subnetOf = (c: Cidr) => formatCidr({ ip: network(c), prefix: c.prefix });

@@ -1,10 +1,10 @@
-import { digestHex } from '../../lib/digest.ts';
+import { attachmentHash, digestHex } from '../../lib/digest.ts';
 import { batchLine } from '../../lib/ip/ip.ts';
 import type { Bucket, Limits } from './conf.ts';
 
 /** `bwp` + 12 hex of sha512(network + containerID): the reference plugin's ifb name. */
 export function ifbName(network: string, containerId: string): string {
-  return 'bwp' + digestHex('sha512', network + containerId).slice(0, 12);
+  return 'bwp' + attachmentHash(network, containerId).slice(0, 12);
 }
 
 /** Marks an ifb as ours and as this network's, so GC can find it without state files. */

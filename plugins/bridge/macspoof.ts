@@ -1,5 +1,6 @@
 import type { Exec } from '../../lib/exec.ts';
-import { attachmentHash, networkHash, selects, type MasqSelector } from '../../lib/netfilter/masquerade.ts';
+import { attachmentHash, networkHash } from '../../lib/digest.ts';
+import { selects, type MasqSelector } from '../../lib/netfilter/masquerade.ts';
 import { nftApply, nftComment, nftList } from '../../lib/netfilter/nft.ts';
 
 /** macspoofchk: frames entering the bridge from a container's port must carry its MAC. */

@@ -5,7 +5,7 @@ import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { formatIp, parseCidr, type Family } from '../../lib/net/ip.ts';
 import { familiesOf, iptablesSave } from '../../lib/netfilter/iptables.ts';
-import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
+import { attachmentHash } from '../../lib/digest.ts';
 import { hasRule, reconcileTable } from '../../lib/netfilter/reconcile.ts';
 import { FirewallConf } from './conf.ts';
 import { attachmentRules, DEFAULT_ADMIN_CHAIN, firewallTag, FORWARD_CHAIN, planFirewallAdd, planFirewallDel, planIsolationGc, type FirewallPlan } from './plan.ts';

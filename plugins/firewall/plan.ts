@@ -1,6 +1,6 @@
 import type { Family } from '../../lib/net/ip.ts';
 import { quoteComment, savedComment, type SavedTable } from '../../lib/netfilter/iptables.ts';
-import { attachmentHash, networkHash } from '../../lib/netfilter/masquerade.ts';
+import { attachmentHash, networkHash } from '../../lib/digest.ts';
 import { hasRule } from '../../lib/netfilter/reconcile.ts';
 
 export const FORWARD_CHAIN = 'CNI-FORWARD';

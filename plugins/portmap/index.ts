@@ -4,7 +4,7 @@ import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import type { Family } from '../../lib/net/ip.ts';
 import { familiesOf, iptablesSave, type SavedTable } from '../../lib/netfilter/iptables.ts';
-import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
+import { attachmentHash } from '../../lib/digest.ts';
 import { nftList, reconcileNft } from '../../lib/netfilter/nft.ts';
 import { reconcileTable } from '../../lib/netfilter/reconcile.ts';
 import { parseMappings, PortmapConf, resolvePortmap, type Portmap } from './conf.ts';

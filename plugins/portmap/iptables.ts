@@ -1,6 +1,6 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import { attachmentHash } from '../../lib/digest.ts';
 import { quoteComment, savedComment, type SavedTable } from '../../lib/netfilter/iptables.ts';
-import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
 import { hasRule } from '../../lib/netfilter/reconcile.ts';
 import type { FamilyPlan, Mapping, Portmap } from './conf.ts';
 

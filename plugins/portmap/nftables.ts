@@ -1,5 +1,5 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
-import { attachmentHash, networkHash } from '../../lib/netfilter/masquerade.ts';
+import { attachmentHash, networkHash } from '../../lib/digest.ts';
 import { nftComment, type NftObjects } from '../../lib/netfilter/nft.ts';
 import type { FamilyPlan, Portmap } from './conf.ts';
 

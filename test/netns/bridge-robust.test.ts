@@ -7,7 +7,7 @@ import { execPlugin } from '../support/cni.ts';
 import { dropNftTableIfEmpty, ipJson, pings } from '../support/kernel.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
-import { networkHash } from '../../lib/netfilter/masquerade.ts';
+import { networkHash } from '../../lib/digest.ts';
 
 const BRIDGE = join(OUR_BIN, 'bridge');
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { attachmentHash } from '../../lib/digest.ts';
 import { parseIptablesSave } from '../../lib/netfilter/iptables.ts';
-import { attachmentHash } from '../../lib/netfilter/masquerade.ts';
 import { firewallTag, planFirewallAdd, planFirewallDel, planIsolationGc } from '../../plugins/firewall/plan.ts';
 
 describe('firewall plan', () => {
