@@ -9,10 +9,11 @@ import { parseVxlanConf, type Conf } from '../../plugins/vxlan/conf.ts';
 import { byCreation, etcdClient, etcdPeerInput, releaseLease, subnetsPrefix } from '../../plugins/vxlan/etcd-registry.ts';
 import { observeLinks, observeNode } from '../../plugins/vxlan/kernel.ts';
 import { removeMasq } from '../../plugins/vxlan/masq.ts';
-import { applyPeerChanges, ensureNode, localIdentity, peersDigest, reconcileNode, rememberNode, type Applied, type Env, type LocalNode, type Reconciled } from '../../plugins/vxlan/node.ts';
+import { lockDevice } from '../../plugins/vxlan/lock.ts';
+import { applyPeerChanges, ensureNode, localIdentity, peersDigest, reconcileNode, rememberNode, type Env, type LocalNode, type Reconciled } from '../../plugins/vxlan/node.ts';
 import type { PeerInput } from '../../plugins/vxlan/peers.ts';
 import { localPeers } from '../../plugins/vxlan/sources.ts';
-import { readState, removeState } from '../../plugins/vxlan/state.ts';
+import { forgetApplied, readApplied, readState, removeState, sameRecord, type AppliedRecord } from '../../plugins/vxlan/state.ts';
 import { readConfFile } from './conflist.ts';
 
 export interface VxlanCliIo {
@@ -123,30 +124,45 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
   process.once('SIGTERM', onSignal);
   let node: LocalNode | undefined;
   let current: () => PeerInput[] | undefined = () => undefined;
-  // the peers last programmed: events apply only their difference; undefined forces a full read
-  let applied: Applied | undefined;
+  // the peers last programmed, as the record says: events apply only their difference; undefined forces a full read
+  let applied: AppliedRecord | undefined;
   const serial = serializer(async () => {
     if (!node) return;
     const inputs = current();
     const started = performance.now();
-    let result: Reconciled | undefined;
-    if (applied && inputs) {
-      result = await applyPeerChanges(env, conf, node, applied, inputs).catch((err: unknown) => {
-        log.warn('applying the change failed; reconciling from the kernel', { error: toCniError(err).message });
-        return undefined;
-      });
+    const lock = await lockDevice(conf.stateDir, conf.device, log);
+    try {
+      // another writer (an ADD, a one-shot sync) may have changed the entries since: memory is trusted
+      // only while the record is still the one written here
+      if (applied && !(lock.exclusive && sameRecord(readApplied(conf.stateDir, conf.device, { peers: false }), applied))) {
+        log.info('the applied record changed under the watcher; reconciling from the kernel');
+        applied = undefined;
+      }
+      if (!lock.exclusive) forgetApplied(conf.stateDir, conf.device);
+      let result: Reconciled | undefined;
+      if (applied && inputs) {
+        result = await applyPeerChanges(env, conf, node, applied, inputs).catch((err: unknown) => {
+          log.warn('applying the change failed; reconciling from the kernel', { error: toCniError(err).message });
+          return undefined;
+        });
+      }
+      let used = node;
+      if (!result) {
+        const obs = await observeNode(env.exec, conf.device);
+        used = { ...localIdentity(conf, obs), subnet: node.subnet, leaseId: node.leaseId };
+        result = await reconcileNode(env, conf, obs, used, inputs);
+      }
+      const { summary } = result;
+      if (summary.changed || summary.removed || summary.recreated) log.info('reconciled', { ...summary, ms: Math.round((performance.now() - started) * 100) / 100 });
+      // an ADD after this finds the inputs applied here and skips its own reconcile
+      const digest = inputs && peersDigest(conf, used, inputs);
+      const trusted = lock.exclusive && lock.mine();
+      applied = trusted && result.applied ? { ...result.applied, digest } : undefined;
+      rememberNode(conf, used, digest, applied);
+      if (!trusted) forgetApplied(conf.stateDir, conf.device);
+    } finally {
+      lock.release();
     }
-    let used = node;
-    if (!result) {
-      const obs = await observeNode(env.exec, conf.device);
-      used = { ...localIdentity(conf, obs), subnet: node.subnet, leaseId: node.leaseId };
-      result = await reconcileNode(env, conf, obs, used, inputs);
-    }
-    applied = result.applied;
-    const { summary } = result;
-    if (summary.changed || summary.removed || summary.recreated) log.info('reconciled', { ...summary, ms: Math.round((performance.now() - started) * 100) / 100 });
-    // an ADD after this finds the inputs applied here and skips its own reconcile
-    rememberNode(conf, used, inputs && peersDigest(conf, used, inputs), result.applied);
   }, log);
   const tick = setInterval(() => ((applied = undefined), serial()), RESYNC_MS);
   try {

@@ -11,6 +11,7 @@ import { applyNode, createNode, disableTxChecksum, ensureIpForward, ipForwardOn,
 import { ensureMasq } from './masq.ts';
 import { validatePeers, vtepIp, vtepMac, type Peer, type PeerInput, type Self } from './peers.ts';
 import { planPeerChanges, planPeers, type PeerState } from './reconcile.ts';
+import { lockDevice } from './lock.ts';
 import { localPeers, type LocalPeers } from './sources.ts';
 import { forgetApplied, readApplied, readState, writeApplied, writeState, type AppliedRecord, type NodeState } from './state.ts';
 
@@ -210,51 +211,71 @@ export function peersDigest(conf: Conf, node: LocalNode, inputs: readonly PeerIn
  * - `sync` diffs against the applied record when it is usable (the same device, as specified):
  *   one change among 1,000 peers costs no read of 3,000 entries; otherwise it reads as `full`;
  * - `add` skips the peer step when the record's digest is that of the inputs; otherwise it reads as `full`.
+ * Every reconcile runs under the device's lock (see lock.ts); only `add`'s skip takes none.
  */
 export type ReconcileMode = 'full' | 'sync' | 'add';
 
 /** The whole node step of ADD and of `tscni vxlan sync`: observe, lease, reconcile, remember. */
-export async function ensureNode(env: Env, conf: Conf, options: { client?: EtcdClient; mode?: ReconcileMode } = {}): Promise<{ node: LocalNode; summary: ReconcileSummary; applied: Applied | undefined }> {
+export async function ensureNode(env: Env, conf: Conf, options: { client?: EtcdClient; mode?: ReconcileMode } = {}): Promise<{ node: LocalNode; summary: ReconcileSummary; applied: AppliedRecord | undefined }> {
   const mode = options.mode ?? 'full';
-  // the files are read and parsed while `ip` reads the kernel
-  const observing: Promise<NodeLinks | NodeObservation> = mode === 'full' ? observeNode(env.exec, conf.device) : observeLinks(env.exec);
-  const local = conf.source.kind === 'etcd' ? undefined : localPeers(conf.source);
-  const stored = mode === 'full' ? undefined : readApplied(conf.stateDir, conf.device, { peers: mode === 'sync' });
-  // validation needs this node's underlay address, which `ip` is still reading: validate with the
-  // one it had last time meanwhile (used only if the read confirms it); an ADD mostly skips it
-  const lastIp = mode === 'add' ? undefined : (conf.localIP ?? readState(conf.stateDir, conf.device)?.ip);
-  if (conf.subnet && lastIp && local && 'inputs' in local) validateFor(conf, { subnet: conf.subnet, ip: lastIp }, local.inputs);
-  const base = await observing;
-  const full = 'peers' in base ? base : undefined;
-  const id = localIdentity(conf, base);
-  const resolved = await resolveSubnetAndPeers(env, conf, id, options.client, local);
-  if (resolved.skipped) env.log.error('peers left unchanged', { reason: resolved.skipped });
-  const node: LocalNode = { ...id, subnet: resolved.subnet, leaseId: resolved.leaseId };
-  const digest = resolved.inputs && peersDigest(conf, node, resolved.inputs);
-  const record = stored && usableRecord(conf, node, base, stored);
-  if (mode === 'add' && digest && record?.digest === digest) {
+  // an ADD reads without the lock: most find their inputs applied already and change nothing
+  let lock = mode === 'add' ? undefined : await lockDevice(conf.stateDir, conf.device, env.log);
+  try {
+    // the files are read and parsed while `ip` reads the kernel
+    const observing: Promise<NodeLinks | NodeObservation> = mode === 'full' ? observeNode(env.exec, conf.device) : observeLinks(env.exec);
+    const local = conf.source.kind === 'etcd' ? undefined : localPeers(conf.source);
+    const stored = mode === 'full' || lock?.exclusive === false ? undefined : readApplied(conf.stateDir, conf.device, { peers: mode === 'sync' });
+    // validation needs this node's underlay address, which `ip` is still reading: validate with the
+    // one it had last time meanwhile (used only if the read confirms it); an ADD mostly skips it
+    const lastIp = mode === 'add' ? undefined : (conf.localIP ?? readState(conf.stateDir, conf.device)?.ip);
+    if (conf.subnet && lastIp && local && 'inputs' in local) validateFor(conf, { subnet: conf.subnet, ip: lastIp }, local.inputs);
+    const base = await observing;
+    const full = 'peers' in base ? base : undefined;
+    const id = localIdentity(conf, base);
+    const resolved = await resolveSubnetAndPeers(env, conf, id, options.client, local);
+    if (resolved.skipped) env.log.error('peers left unchanged', { reason: resolved.skipped });
+    const node: LocalNode = { ...id, subnet: resolved.subnet, leaseId: resolved.leaseId };
+    const digest = resolved.inputs && peersDigest(conf, node, resolved.inputs);
+    const applies = (r: AppliedRecord | undefined) => !!digest && !!r && r.digest === digest && !!usableRecord(conf, node, base, r);
+    const unchanged = async () => {
+      if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
+      return { node, summary: { peers: 0, rejected: 0, changed: 0, removed: 0, unchanged: true as const }, applied: undefined };
+    };
+    if (mode === 'add' && applies(stored)) return await unchanged();
+    if (!lock) {
+      lock = await lockDevice(conf.stateDir, conf.device, env.log);
+      // another ADD may just have applied these same inputs
+      if (lock.exclusive && applies(readApplied(conf.stateDir, conf.device, { peers: false }))) return await unchanged();
+    }
+    // without the lock alone, another writer may be changing entries: no record is trusted or left
+    if (!lock.exclusive) forgetApplied(conf.stateDir, conf.device);
+    const record = lock.exclusive && stored ? usableRecord(conf, node, base, stored) : undefined;
+    let result: Reconciled | undefined;
+    if (mode === 'sync' && record && resolved.inputs) {
+      result = await applyPeerChanges(env, conf, node, record, resolved.inputs).catch((err: unknown) => {
+        env.log.warn('applying the difference failed; reconciling from the kernel', { error: (err as Error).message });
+        return undefined;
+      });
+    }
+    if (!result) {
+      // a device that does not exist holds no entries: nothing to read (an ADD read the links
+      // before it held the lock: it reads them again with the entries)
+      const exists = base.links.some((l) => l.ifname === conf.device);
+      const current: NodeObservation = full ?? (!exists ? { ...base, peers: NO_PEERS } : mode === 'add' ? await observeNode(env.exec, conf.device) : { ...base, peers: await observePeerState(env.exec, conf.device) });
+      result = await reconcileRacing(env, conf, current, node, resolved.inputs);
+    }
+    const { summary, applied } = result;
+    if (resolved.skipped) summary.peersSkipped = resolved.skipped;
     if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
-    return { node, summary: { peers: 0, rejected: 0, changed: 0, removed: 0, unchanged: true }, applied: undefined };
+    // a record that already says what was applied, from these inputs, is not written again
+    const same = summary.diff === 'state' && !summary.changed && !summary.removed && record?.digest === digest;
+    const trusted = lock.exclusive && lock.mine();
+    rememberNode(conf, node, digest, same || !trusted ? undefined : applied);
+    if (!trusted) forgetApplied(conf.stateDir, conf.device);
+    return { node, summary, applied: trusted && applied ? { ...applied, digest } : undefined };
+  } finally {
+    lock?.release();
   }
-  let result: Reconciled | undefined;
-  if (mode === 'sync' && record && resolved.inputs) {
-    result = await applyPeerChanges(env, conf, node, record, resolved.inputs).catch((err: unknown) => {
-      env.log.warn('applying the difference failed; reconciling from the kernel', { error: (err as Error).message });
-      return undefined;
-    });
-  }
-  if (!result) {
-    // a device that does not exist holds no entries: nothing to read
-    const current: NodeObservation = full ?? { ...base, peers: base.links.some((l) => l.ifname === conf.device) ? await observePeerState(env.exec, conf.device) : NO_PEERS };
-    result = await reconcileRacing(env, conf, current, node, resolved.inputs);
-  }
-  const { summary, applied } = result;
-  if (resolved.skipped) summary.peersSkipped = resolved.skipped;
-  if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
-  // a record that already says what was applied, from these inputs, is not written again
-  const same = summary.diff === 'state' && !summary.changed && !summary.removed && record?.digest === digest;
-  rememberNode(conf, node, digest, same ? undefined : applied);
-  return { node, summary, applied };
 }
 
 const NO_PEERS: PeerState = { routes: [], neighs: [], fdb: [] };

@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { digest } from '../../lib/digest.ts';
+import { lockFile } from './lock.ts';
 import type { Peer } from './peers.ts';
 
 /** What a node remembers between invocations: its subnet (and etcd lease), MAC and underlay address. */
@@ -49,9 +50,11 @@ export function writeState(stateDir: string, device: string, state: NodeState): 
   writeAtomically(stateDir, stateFile(stateDir, device), JSON.stringify(state) + '\n');
 }
 
+/** The state file, the applied record and the device's lock (teardown: the device is gone). */
 export function removeState(stateDir: string, device: string): void {
   rmSync(stateFile(stateDir, device), { force: true });
   forgetApplied(stateDir, device);
+  rmSync(lockFile(stateDir, device), { force: true });
 }
 
 /** A damaged peers line must not pass for a shorter or different list: the header carries its hash. */
@@ -97,6 +100,15 @@ export function readApplied(stateDir: string, device: string, options: { peers: 
 
 export function writeApplied(stateDir: string, device: string, record: AppliedRecord): void {
   writeAtomically(stateDir, appliedFile(stateDir, device), formatApplied(record));
+}
+
+/**
+ * Whether `found` (read back, header only) is the record `ours` was written as: the same device and
+ * the same inputs digest (the same inputs give the same peers). Anything else means another writer
+ * changed the entries since.
+ */
+export function sameRecord(found: Pick<AppliedRecord, 'ifindex' | 'digest'> | undefined, ours: Pick<AppliedRecord, 'ifindex' | 'digest'>): boolean {
+  return found !== undefined && ours.digest !== undefined && found.ifindex === ours.ifindex && found.digest === ours.digest;
 }
 
 export function forgetApplied(stateDir: string, device: string): void {
