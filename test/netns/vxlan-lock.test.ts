@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh } from '../support/scope.ts';
+import { loneNode } from '../support/vxlan-node.ts';
 
 /**
  * Every writer of a node's peer entries (an ADD whose inputs changed, `sync`, each `sync --watch`
@@ -24,12 +25,7 @@ interface Node {
 }
 
 function makeNode(s: Scope, peerFiles: Record<string, string>): Node {
-  const ns = s.netns('k').name;
-  sh(['ip', '-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
-  sh(['ip', '-n', ns, 'addr', 'add', '192.168.100.1/24', 'dev', 'eth0']);
-  sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
-  sh(['ip', '-n', ns, 'link', 'set', 'eth0p', 'up']);
-  sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', '192.168.100.254']);
+  const ns = loneNode(s, 'k');
   const dir = s.tmpdir();
   const stateDir = join(dir, 'state');
   const confs: Node['confs'] = {};

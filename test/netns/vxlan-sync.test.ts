@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh } from '../support/scope.ts';
+import { loneNode } from '../support/vxlan-node.ts';
 import { vtepMac } from '../../plugins/vxlan/peers.ts';
 
 /**
@@ -21,13 +22,7 @@ interface Node {
 }
 
 function makeNode(s: Scope, peersFile: string, tag: string): Node {
-  const ns = s.netns(tag).name;
-  // the underlay: one end of a veth pair with an address and a default route (nothing is sent)
-  sh(['ip', '-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
-  sh(['ip', '-n', ns, 'addr', 'add', '192.168.100.1/24', 'dev', 'eth0']);
-  sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
-  sh(['ip', '-n', ns, 'link', 'set', 'eth0p', 'up']);
-  sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', '192.168.100.254']);
+  const ns = loneNode(s, tag);
   const dir = s.tmpdir();
   const stateDir = join(dir, 'state');
   const confFile = join(dir, 'overlay.conf');
