@@ -10,9 +10,12 @@ export type EnterNetns = <T>(path: string, inside: () => T) => T;
 const CLONE_NEWNET = 0x40000000;
 let loaded: Promise<EnterNetns | undefined> | undefined;
 
-/** setns(2) through bun:ffi in the compiled binary; undefined under Node, where callers use nsenter. */
+/**
+ * setns(2) through bun:ffi in the compiled binary; undefined under Node, or where libc cannot be
+ * loaded (e.g. musl), and callers use nsenter.
+ */
 export function netnsEnterer(): Promise<EnterNetns | undefined> {
-  return (loaded ??= (globalThis as { Bun?: unknown }).Bun ? load() : Promise.resolve(undefined));
+  return (loaded ??= (globalThis as { Bun?: unknown }).Bun ? load().catch(() => undefined) : Promise.resolve(undefined));
 }
 
 async function load(): Promise<EnterNetns> {
