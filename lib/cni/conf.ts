@@ -106,6 +106,13 @@ export function describeIssues(error: z.core.$ZodError, input?: unknown): string
   return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${issueMessage(i, input)}`).join('; ');
 }
 
+/** A plugin's state directory from its config (or `fallback`): absolute and without "..", checked before any file is touched. */
+export function stateDirOf(given: string | undefined, fallback: string): string {
+  const dir = given || fallback;
+  if (!dir.startsWith('/') || dir.split('/').includes('..')) throw new CniError(ErrorCode.invalidConfig, `invalid dataDir ${JSON.stringify(dir)}`, 'must be an absolute path without ".."');
+  return dir;
+}
+
 /** Validates a config object against a plugin schema: code 7 naming every offending key. */
 export function parseConf<S extends AnySchema>(schema: S, raw: unknown): z.infer<S> {
   const input = canonicalizeKeys(raw, schema);

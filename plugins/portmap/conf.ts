@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { stateDirOf } from '../../lib/cni/conf.ts';
 import { invalidConfig } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 import { optBoolean, optString, string } from '../../lib/cni/schemas.ts';
@@ -27,10 +28,17 @@ export const PortmapConf = lazy(() =>
     conditionsV4: z.optional(z.nullable(z.array(string()))),
     conditionsV6: z.optional(z.nullable(z.array(string()))),
     runtimeConfig: z.optional(z.nullable(z.looseObject({ portMappings: z.optional(z.nullable(z.array(PortMapping()))) }))),
+    /** Where the forwarded attachments are marked (ours; the reference keeps nothing). */
+    dataDir: optString(),
     'cni.dev/valid-attachments': z.optional(z.array(z.looseObject({ containerID: string(), ifname: string() }))),
   }),
 );
 export type PortmapConf = z.infer<ReturnType<typeof PortmapConf>>;
+
+const DEFAULT_DATA_DIR = '/run/tscni/portmap';
+
+/** Where forwarded attachments are marked: every verb resolves and checks it here before touching a file. */
+export const forwardingDir = (conf: Pick<PortmapConf, 'dataDir'>): string => stateDirOf(conf.dataDir, DEFAULT_DATA_DIR);
 
 export const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];

@@ -7,7 +7,8 @@ import { familiesOf, iptablesSave, type SavedTable } from '../../lib/netfilter/i
 import { attachmentHash } from '../../lib/digest.ts';
 import { nftList, reconcileNft } from '../../lib/netfilter/nft.ts';
 import { reconcileTable } from '../../lib/netfilter/reconcile.ts';
-import { parseMappings, PortmapConf, resolvePortmap, type Portmap } from './conf.ts';
+import { forwardingDir, parseMappings, PortmapConf, resolvePortmap, type Portmap } from './conf.ts';
+import { forwardedOf, isForwarded, markForwarded, unmarkForwarded } from './forwarded.ts';
 import { enableLocalnetRouting, flushUdpConntrack } from './host.ts';
 import { chainsOfNetwork, dnChain, dnChainRules, planIptablesAdd, planIptablesDel } from './iptables.ts';
 import { NFT_TABLE, nftMissing, planNftAdd, planNftDel } from './nftables.ts';
@@ -32,12 +33,16 @@ export default definePlugin({
 
   async add(ctx) {
     const conf = parseConf(PortmapConf(), ctx.conf);
+    const dir = forwardingDir(conf);
     const prev = requirePrev(ctx);
     const mappings = parseMappings(conf);
     if (mappings.length === 0) return prev;
     const p = resolvePortmap(conf, prev, mappings);
     if (p.families.length === 0) return prev;
     await using undo = ctx.undo();
+    const attachment = { network: conf.name, containerId: ctx.containerId };
+    markForwarded(dir, attachment);
+    undo.push('unmark the attachment', () => unmarkForwarded(dir, attachment));
     const mine = attachmentHash(conf.name, ctx.containerId);
     const chain = dnChain(conf.name, ctx.containerId);
     if (p.backend === 'nftables') {
@@ -58,11 +63,15 @@ export default definePlugin({
 
   async del(ctx) {
     const conf = parseConf(PortmapConf(), ctx.conf);
-    const listed = conf.runtimeConfig?.portMappings;
-    if (Array.isArray(listed) && listed.length === 0) return; // ADD forwarded nothing
+    const dir = forwardingDir(conf);
+    const attachment = { network: conf.name, containerId: ctx.containerId };
+    // Unmarked and no mappings listed: we forwarded nothing (rules another portmap made for listed
+    // mappings are still looked for, as the reference does)
+    if (!isForwarded(dir, attachment) && !conf.runtimeConfig?.portMappings?.length) return;
     const families = familiesOf(ctx.prevResult?.ips);
     const mine = attachmentHash(conf.name, ctx.containerId);
     await remove(ctx, conf.backend ?? 'iptables', conf.name, () => [dnChain(conf.name, ctx.containerId)], (h) => h === mine, families);
+    unmarkForwarded(dir, attachment);
   },
 
   async check(ctx) {
@@ -91,5 +100,7 @@ export default definePlugin({
     const keep = new Set(validIds);
     const stale = (t: SavedTable) => chainsOfNetwork(t, conf.name).filter((c) => !keep.has(c.containerId)).map((c) => c.chain);
     await remove(ctx, conf.backend ?? 'iptables', conf.name, stale, (h) => !valid.has(h), FAMILIES);
+    const dir = forwardingDir(conf);
+    for (const f of forwardedOf(dir, conf.name)) if (!keep.has(f.containerId)) unmarkForwarded(dir, f);
   },
 });

@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { stateDirOf } from '../../lib/cni/conf.ts';
 import { invalidConfig } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 
@@ -44,11 +45,7 @@ export interface Tuning {
 const DEFAULT_DATA_DIR = '/run/cni/tuning';
 
 /** Where the saved state lives: every verb resolves and checks it here before touching a file. */
-export function stateDir(conf: Pick<TuningConf, 'dataDir'>): string {
-  const dataDir = conf.dataDir || DEFAULT_DATA_DIR;
-  if (!dataDir.startsWith('/') || dataDir.split('/').includes('..')) throw invalidConfig(`invalid dataDir ${JSON.stringify(dataDir)}`, 'must be an absolute path without ".."');
-  return dataDir;
-}
+export const stateDir = (conf: Pick<TuningConf, 'dataDir'>): string => stateDirOf(conf.dataDir, DEFAULT_DATA_DIR);
 
 /**
  * Merges the config, CNI_ARGS `MAC`, runtimeConfig.mac and args.cni (that order, later wins, as the

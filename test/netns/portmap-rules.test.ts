@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomInt } from 'node:crypto';
+import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execPlugin } from '../support/cni.ts';
 import { OUR_BIN } from '../support/paths.ts';
@@ -93,20 +94,55 @@ describe('portmap rules', () => {
     });
   }
 
-  it('GC removes forwarding of attachments not in the valid list (both backends)', () => {
+  it('GC removes forwarding of attachments not in the valid list, and their marks (both backends)', () => {
     for (const backend of ['iptables', 'nftables']) {
       const [a, b] = [addrs(), addrs()];
       const net = `pm-${s.prefix}-${backend}`;
-      const conf = (x: typeof a) => ({ cniVersion: '1.1.0', name: net, type: 'portmap', backend, snat: false, runtimeConfig: { portMappings: [{ hostPort: x.port, containerPort: 80 }] }, prevResult: prev('1.1.0', x) });
+      const dataDir = s.tmpdir();
+      const conf = (x: typeof a) => ({ cniVersion: '1.1.0', name: net, type: 'portmap', backend, snat: false, dataDir, runtimeConfig: { portMappings: [{ hostPort: x.port, containerPort: 80 }] }, prevResult: prev('1.1.0', x) });
       expect(run('ADD', `${s.prefix}keep`, conf(a)).status).toBe(0);
       expect(run('ADD', `${s.prefix}gone`, conf(b)).status).toBe(0);
-      const gc = (valid: object[]) => execPlugin(join(OUR_BIN, 'portmap'), { CNI_COMMAND: 'GC', CNI_PATH: OUR_BIN }, { cniVersion: '1.1.0', name: net, type: 'portmap', backend, 'cni.dev/valid-attachments': valid });
+      expect(readdirSync(dataDir)).toHaveLength(2);
+      const gc = (valid: object[]) => execPlugin(join(OUR_BIN, 'portmap'), { CNI_COMMAND: 'GC', CNI_PATH: OUR_BIN }, { cniVersion: '1.1.0', name: net, type: 'portmap', backend, dataDir, 'cni.dev/valid-attachments': valid });
       s.defer(() => gc([]));
       expect(gc([{ containerID: `${s.prefix}keep`, ifname: 'eth0' }]).status).toBe(0);
       expect(rules([b.v4, b.v6])).toEqual([]);
       expect(rules([a.v4, a.v6]).length).toBeGreaterThan(0);
+      expect(readdirSync(dataDir)).toHaveLength(1);
       expect(gc([]).status).toBe(0);
       expect(rules([a.v4, a.v6])).toEqual([]);
+      expect(readdirSync(dataDir)).toEqual([]);
     }
+  });
+
+  it('a DEL listing no mappings removes what the ADD forwarded (marked in dataDir), and reads no rules for an attachment never forwarded', () => {
+    const x = addrs();
+    const dataDir = s.tmpdir();
+    const id = s.name('c');
+    const conf = { cniVersion: '1.0.0', name: 'pm-rules', type: 'portmap', snat: false, dataDir, runtimeConfig: { portMappings: [{ hostPort: x.port, containerPort: 80 }] }, prevResult: prev('1.0.0', x) };
+    s.defer(() => run('DEL', id, conf));
+    const before = rules([x.v4, x.v6]);
+    expect(run('ADD', id, conf).status).toBe(0);
+    const marks = readdirSync(dataDir);
+    expect(marks).toHaveLength(1);
+    expect(statSync(join(dataDir, marks[0]!)).mode & 0o777).toBe(0o600);
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+
+    // netfilter readers that fail: a DEL that consults them fails too
+    const bin = s.tmpdir();
+    for (const tool of ['iptables-save', 'ip6tables-save', 'nft']) {
+      writeFileSync(join(bin, tool), '#!/bin/sh\necho "not to be read" >&2\nexit 1\n');
+      chmodSync(join(bin, tool), 0o755);
+    }
+    const failingReaders = { PATH: `${bin}:${process.env.PATH}` };
+    const unlisted = { ...conf, runtimeConfig: undefined };
+    expect(run('DEL', id, unlisted, failingReaders).status).toBe(1); // marked: it must look
+    expect(run('DEL', s.name('never'), unlisted, failingReaders).status).toBe(0); // unmarked: nothing to look for
+
+    const del = run('DEL', id, unlisted);
+    expect(del.status, del.stdout).toBe(0);
+    expect(rules([x.v4, x.v6])).toEqual(before);
+    expect(readdirSync(dataDir)).toEqual([]);
+    for (const command of ['ADD', 'DEL']) expect(run(command, id, { ...conf, dataDir: `${dataDir}/../x` }).json?.code, command).toBe(7);
   });
 });
