@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { environment, makeContext, renderTable, replaceSection, ROOT, timeSpawn } from './lib.mjs';
+import { environment, makeContext, renderTable, replaceSection, ROOT, timeSpawn, waitForQuiet } from './lib.mjs';
 import { SECTIONS } from './sections.mjs';
 
 const { values: opts } = parseArgs({
@@ -45,11 +45,12 @@ let failed = false;
 for (const section of SECTIONS.filter((s) => !only || only.includes(s.id))) {
   const ctx = { ...makeContext({ ours, ref: resolve(opts.ref), runs: Number(opts.runs), warmup: Number(opts.warmup) }), timeSpawn, results };
   try {
+    const idle = await waitForQuiet();
     const rows = await section.run(ctx);
     results[section.id] = rows;
     const table = section.render ? section.render(rows) : renderTable(rows);
     console.log(`\n## ${section.title}\n${table}`);
-    const body = [`## ${section.title}`, '', section.notes ?? '', '', table, '', `${ctx.runs} runs after ${ctx.warmup} warm-up · ${env}`].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n');
+    const body = [`## ${section.title}`, '', section.notes ?? '', '', table, '', `${ctx.runs} runs after ${ctx.warmup} warm-up · CPUs ${Math.round(idle * 100)} % idle in the second before the section · ${env}`].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n');
     if (!opts['no-write']) {
       // read-modify-write per section: other runs may have rewritten other sections meanwhile
       writeFileSync(bench, replaceSection(existsSync(bench) ? readFileSync(bench, 'utf8') : HEADER, section.id, body));

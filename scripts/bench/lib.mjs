@@ -1,6 +1,7 @@
 // The benchmark framework: time process starts with spawnSync, summarise, and render markdown.
 // Sections (scripts/bench/sections.mjs) use `ctx` from makeContext() and return rows.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +27,28 @@ export function timeSpawn(file, { env = {}, stdin = '', args = [], expectStatus 
     throw new Error(`${file} (${env.CNI_COMMAND ?? args.join(' ')}) exited ${r.status}: ${(r.stdout + r.stderr).slice(0, 500)}`);
   }
   return ms;
+}
+
+/** [idle, total] jiffies of all CPUs, from /proc/stat. */
+function cpuTimes() {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return [fields[3] + (fields[4] ?? 0), fields.reduce((a, b) => a + b, 0)];
+}
+
+/**
+ * Waits until the CPUs are ≥ 90 % idle over a second — what a previous section or test run left
+ * behind (veth teardown, RCU callbacks, writeback) has settled — for at most `maxMs`. Returns the
+ * idle fraction of the last second, which the section's footer reports.
+ */
+export async function waitForQuiet(maxMs = 60_000) {
+  const end = Date.now() + maxMs;
+  for (;;) {
+    const [idle0, total0] = cpuTimes();
+    await new Promise((r) => setTimeout(r, 1000));
+    const [idle1, total1] = cpuTimes();
+    const idle = (idle1 - idle0) / Math.max(1, total1 - total0);
+    if (idle >= 0.9 || Date.now() >= end) return idle;
+  }
 }
 
 export function stats(samples) {
