@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh } from '../support/scope.ts';
-import { loneNode } from '../support/vxlan-node.ts';
+import { DEVICE, kernelState, loneNode, peer } from '../support/vxlan-node.ts';
 
 /**
  * Every writer of a node's peer entries (an ADD whose inputs changed, `sync`, each `sync --watch`
@@ -14,7 +14,6 @@ import { loneNode } from '../support/vxlan-node.ts';
  * (which reads the kernel) then finds it.
  */
 
-const DEVICE = 'tscni.1';
 const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' });
 
 interface Node {
@@ -71,27 +70,15 @@ function add(node: Node, tag: string, pod: { path: string }, id: string, ifname:
   return runAsync(node, [join(OUR_BIN, 'vxlan')], env, JSON.stringify(node.confs[tag]!.conf), delayMs);
 }
 
-/** The device's routes, neighbours and FDB entries as `ip -json` / `bridge -json` print them, in a stable order. */
-function kernelState(node: Node) {
-  const json = (argv: string[]) => JSON.parse(sh(['ip', 'netns', 'exec', node.ns, ...argv]) || '[]') as Record<string, unknown>[];
-  const sorted = (xs: Record<string, unknown>[]) => xs.map((x) => JSON.stringify(x)).sort();
-  return {
-    routes: sorted(json(['ip', '-json', 'route', 'show', 'dev', DEVICE])),
-    neighs: sorted(json(['ip', '-json', 'neigh', 'show', 'dev', DEVICE])),
-    fdb: sorted(json(['bridge', '-json', 'fdb', 'show', 'dev', DEVICE])),
-  };
-}
-
 /** The twin check: what a plain sync (trusting the record) leaves is what --full (reading the kernel) leaves. */
 function expectRecordTrue(node: Node, tag: string, what: string): void {
   sync(node, tag);
-  const afterPlain = kernelState(node);
+  const afterPlain = kernelState(node.ns);
   const full = sync(node, tag, '--full');
-  expect(kernelState(node), what).toEqual(afterPlain);
+  expect(kernelState(node.ns), what).toEqual(afterPlain);
   expect(full, what).toMatchObject({ changed: 0, removed: 0, diff: 'kernel' });
 }
 
-const peer = (n: number) => ({ subnet: `10.${1 + (n >> 8)}.${n & 255}.0/24`, ip: `172.16.${n >> 7}.${(n & 127) + 1}` });
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => peer(from + i));
 
 const stateFiles = (node: Node) => (existsSync(node.stateDir) ? readdirSync(node.stateDir).sort() : []);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh } from '../support/scope.ts';
-import { loneNode } from '../support/vxlan-node.ts';
+import { DEVICE, kernelState, loneNode, peer } from '../support/vxlan-node.ts';
 import { vtepMac } from '../../plugins/vxlan/peers.ts';
 
 /**
@@ -13,7 +13,6 @@ import { vtepMac } from '../../plugins/vxlan/peers.ts';
  * synced incrementally and one fully: their kernel state must be identical after every step.
  */
 
-const DEVICE = 'tscni.1';
 
 interface Node {
   ns: string;
@@ -36,18 +35,6 @@ function sync(node: Node, ...flags: string[]): Record<string, unknown> {
   return JSON.parse(r.stdout);
 }
 
-/** The device's routes, neighbours and FDB entries as `ip -json` / `bridge -json` print them, in a stable order. */
-function kernelState(node: Node) {
-  const json = (argv: string[]) => JSON.parse(sh(['ip', 'netns', 'exec', node.ns, ...argv]) || '[]') as Record<string, unknown>[];
-  const sorted = (xs: Record<string, unknown>[]) => xs.map((x) => JSON.stringify(x)).sort();
-  return {
-    routes: sorted(json(['ip', '-json', 'route', 'show', 'dev', DEVICE])),
-    neighs: sorted(json(['ip', '-json', 'neigh', 'show', 'dev', DEVICE])),
-    fdb: sorted(json(['bridge', '-json', 'fdb', 'show', 'dev', DEVICE])),
-  };
-}
-
-const peer = (n: number, ip = `172.16.${n >> 7}.${(n & 127) + 1}`, mac?: string) => ({ subnet: `10.${1 + (n >> 8)}.${n & 255}.0/24`, ip, ...(mac ? { mac } : {}) });
 
 describe('vxlan sync: incremental against the applied record, full against the kernel', () => {
   const s = new Scope();
@@ -61,8 +48,8 @@ describe('vxlan sync: incremental against the applied record, full against the k
     const [inc, full] = [makeNode(s, peersFile, 'i'), makeNode(s, peersFile, 'f')];
     expect(sync(inc)).toMatchObject({ peers: 40, changed: 40, diff: 'kernel' }); // no record yet
     expect(sync(full, '--full')).toMatchObject({ peers: 40, changed: 40, diff: 'kernel' });
-    expect(kernelState(inc)).toEqual(kernelState(full));
-    expect(kernelState(inc).routes).toHaveLength(40);
+    expect(kernelState(inc.ns)).toEqual(kernelState(full.ns));
+    expect(kernelState(inc.ns).routes).toHaveLength(40);
 
     const steps: [string, unknown[], Record<string, number>][] = [
       ['nothing changed', base, { changed: 0, removed: 0 }],
@@ -78,7 +65,7 @@ describe('vxlan sync: incremental against the applied record, full against the k
       write(entries);
       expect(sync(inc), what).toMatchObject({ diff: 'state', ...expected });
       sync(full, '--full');
-      expect(kernelState(inc), what).toEqual(kernelState(full));
+      expect(kernelState(inc.ns), what).toEqual(kernelState(full.ns));
       // and a full read of the incremental node finds nothing to do
       expect(sync(inc, '--full'), what).toMatchObject({ changed: 0, removed: 0, diff: 'kernel' });
     }
@@ -95,10 +82,10 @@ describe('vxlan sync: incremental against the applied record, full against the k
     inNode('ip', 'neigh', 'replace', '10.1.3.0', 'lladdr', '02:00:00:00:00:99', 'dev', DEVICE, 'nud', 'permanent');
     inNode('bridge', 'fdb', 'del', vtepMac(1, peer(4).ip), 'dev', DEVICE, 'self');
     inNode('ip', 'route', 'add', '10.1.9.0/24', 'via', '10.1.9.0', 'dev', DEVICE, 'onlink');
-    expect(kernelState(node)).not.toEqual(kernelState(twin));
+    expect(kernelState(node.ns)).not.toEqual(kernelState(twin.ns));
     expect(sync(node)).toMatchObject({ changed: 0, removed: 0, diff: 'state' });
     expect(sync(node, '--full')).toMatchObject({ changed: 3, removed: 1, diff: 'kernel' });
-    expect(kernelState(node)).toEqual(kernelState(twin));
+    expect(kernelState(node.ns)).toEqual(kernelState(twin.ns));
   });
 
   it('reads the kernel when the record is missing or damaged, or the device is not the one it describes', () => {
@@ -127,13 +114,13 @@ describe('vxlan sync: incremental against the applied record, full against the k
     sh(['ip', '-n', node.ns, 'link', 'add', DEVICE, 'address', dev.address, 'mtu', String(dev.mtu), 'type', 'vxlan', 'id', '1', 'local', '192.168.100.1', 'dev', 'eth0', 'dstport', '4789', 'nolearning']);
     sh(['ip', '-n', node.ns, 'addr', 'add', '10.244.1.0/32', 'dev', DEVICE]);
     sh(['ip', '-n', node.ns, 'link', 'set', DEVICE, 'up']);
-    expect(kernelState(node).routes).toEqual([]);
+    expect(kernelState(node.ns).routes).toEqual([]);
     expect(sync(node)).toMatchObject({ diff: 'kernel', changed: 2 });
-    expect(kernelState(node)).toEqual(kernelState(twin));
+    expect(kernelState(node.ns)).toEqual(kernelState(twin.ns));
 
     // a device that is not as specified (down: the kernel dropped its routes) is read, and fixed
     sh(['ip', '-n', node.ns, 'link', 'set', DEVICE, 'down']);
     expect(sync(node)).toMatchObject({ diff: 'kernel', changed: 2 });
-    expect(kernelState(node)).toEqual(kernelState(twin));
+    expect(kernelState(node.ns)).toEqual(kernelState(twin.ns));
   });
 });

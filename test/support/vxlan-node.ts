@@ -14,3 +14,20 @@ export function loneNode(s: Scope, tag: string): string {
   sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', '192.168.100.254']);
   return ns;
 }
+
+/** The device every vxlan test node uses (the plugin's default for VNI 1). */
+export const DEVICE = 'tscni.1';
+
+/** Peer `n` of a generated cluster: subnet 10.(1 + n/256).(n%256).0/24 at underlay 172.16.(n/128).(n%128 + 1). */
+export const peer = (n: number, ip = `172.16.${n >> 7}.${(n & 127) + 1}`, mac?: string) => ({ subnet: `10.${1 + (n >> 8)}.${n & 255}.0/24`, ip, ...(mac ? { mac } : {}) });
+
+/** The device's routes, neighbours and FDB entries in namespace `ns`, as `ip -json` / `bridge -json` print them, in a stable order. */
+export function kernelState(ns: string) {
+  const json = (argv: string[]) => JSON.parse(sh(['ip', 'netns', 'exec', ns, ...argv]) || '[]') as Record<string, unknown>[];
+  const sorted = (xs: Record<string, unknown>[]) => xs.map((x) => JSON.stringify(x)).sort();
+  return {
+    routes: sorted(json(['ip', '-json', 'route', 'show', 'dev', DEVICE])),
+    neighs: sorted(json(['ip', '-json', 'neigh', 'show', 'dev', DEVICE])),
+    fdb: sorted(json(['bridge', '-json', 'fdb', 'show', 'dev', DEVICE])),
+  };
+}
