@@ -1,5 +1,6 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../store/atomic-file.ts';
 import type { CommandContext } from './command.ts';
 import { goMarshal } from './go-json.ts';
 import type { RuntimeConf } from './runtime-conf.ts';
@@ -55,10 +56,7 @@ export function formatCacheEntry(network: string, configBytes: string, rt: Runti
 /** Writes atomically (temp + rename), 0600 in a 0700 directory, as libcni's modes. */
 export function writeCacheEntry(cacheDir: string, network: string, configBytes: string, rt: RuntimeConf, result: Record<string, unknown>): string {
   const file = cacheFile(cacheDir, network, rt);
-  mkdirSync(join(cacheDir, 'results'), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, formatCacheEntry(network, configBytes, rt, result), { mode: 0o600 });
-  renameSync(tmp, file);
+  writeFileAtomic(file, formatCacheEntry(network, configBytes, rt, result));
   return file;
 }
 

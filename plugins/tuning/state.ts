@@ -1,5 +1,6 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../lib/store/atomic-file.ts';
 import type { SavedState } from './plan.ts';
 
 /** One file per attachment, named as the reference plugin names it (`<containerID>_<ifname>.json`). */
@@ -7,11 +8,7 @@ export const stateFile = (dataDir: string, containerId: string, ifname: string) 
 
 /** Written atomically (temp + rename), readable by root only. */
 export function saveState(dataDir: string, state: SavedState): void {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const file = stateFile(dataDir, state.containerId, state.ifname);
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
-  renameSync(tmp, file);
+  writeFileAtomic(stateFile(dataDir, state.containerId, state.ifname), JSON.stringify(state));
 }
 
 /** The saved state, or undefined when there is none (or it is not ours to read). */

@@ -1,6 +1,7 @@
 import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../lib/cni/log.ts';
+import { writeFileAtomic } from '../../lib/store/atomic-file.ts';
 
 /**
  * One writer at a time per device: whoever reads what is applied (the record or the kernel), changes
@@ -121,8 +122,4 @@ function takeOver(path: string, seen: string): boolean {
 }
 
 /** Puts our pid in the lock file in one step (temp + rename): the holder then finds it is not its own. */
-function replace(path: string, me: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, me, { mode: 0o600 });
-  renameSync(tmp, path);
-}
+const replace = (path: string, me: string): void => writeFileAtomic(path, me);

@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { digest } from '../../lib/digest.ts';
+import { writeFileAtomic } from '../../lib/store/atomic-file.ts';
 import { lockFile } from './lock.ts';
 import type { Peer } from './peers.ts';
 
@@ -38,16 +39,8 @@ export function readState(stateDir: string, device: string): NodeState | undefin
   }
 }
 
-/** Temp file + rename, readable by root only: a reader sees the old file or the new one, never half. */
-function writeAtomically(stateDir: string, target: string, text: string): void {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const tmp = `${target}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, target);
-}
-
 export function writeState(stateDir: string, device: string, state: NodeState): void {
-  writeAtomically(stateDir, stateFile(stateDir, device), JSON.stringify(state) + '\n');
+  writeFileAtomic(stateFile(stateDir, device), JSON.stringify(state) + '\n');
 }
 
 /** The state file, the applied record and the device's lock (teardown: the device is gone). */
@@ -99,7 +92,7 @@ export function readApplied(stateDir: string, device: string, options: { peers: 
 }
 
 export function writeApplied(stateDir: string, device: string, record: AppliedRecord): void {
-  writeAtomically(stateDir, appliedFile(stateDir, device), formatApplied(record));
+  writeFileAtomic(appliedFile(stateDir, device), formatApplied(record));
 }
 
 /**
