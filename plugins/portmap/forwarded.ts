@@ -1,6 +1,7 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachmentHash } from '../../lib/digest.ts';
+import { writeFileAtomic } from '../../lib/store/atomic-file.ts';
 
 /**
  * Which attachments have ports forwarded: a file per attachment (named by its hash) in `dir`, on
@@ -13,25 +14,13 @@ export interface Forwarded {
   containerId: string;
 }
 
+/** A mark's name: the attachment hash (anything else, e.g. a killed writer's temp file, is not a mark). */
+const ATTACHMENT = /^[0-9a-f]{24}$/;
 const file = (dir: string, f: Forwarded) => join(dir, attachmentHash(f.network, f.containerId));
 
-/** Written atomically (temp + rename), readable by root only. */
-export function markForwarded(dir: string, f: Forwarded): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const target = file(dir, f);
-  const tmp = `${target}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(f), { mode: 0o600 });
-  renameSync(tmp, target);
-}
+export const markForwarded = (dir: string, f: Forwarded): void => writeFileAtomic(file(dir, f), JSON.stringify(f));
 
-export function isForwarded(dir: string, f: Forwarded): boolean {
-  try {
-    readFileSync(file(dir, f));
-    return true;
-  } catch {
-    return false;
-  }
-}
+export const isForwarded = (dir: string, f: Forwarded): boolean => existsSync(file(dir, f));
 
 export function unmarkForwarded(dir: string, f: Forwarded): void {
   rmSync(file(dir, f), { force: true });
@@ -45,7 +34,7 @@ export function forwardedOf(dir: string, network: string): Forwarded[] {
   } catch {
     return [];
   }
-  return names.flatMap((name) => {
+  return names.filter((name) => ATTACHMENT.test(name)).flatMap((name) => {
     try {
       const f = JSON.parse(readFileSync(join(dir, name), 'utf8')) as Partial<Forwarded>;
       return f.network === network && typeof f.containerId === 'string' ? [{ network, containerId: f.containerId }] : [];
