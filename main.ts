@@ -68,7 +68,7 @@ async function main(): Promise<number> {
     // runtime's shutdown (~1 ms of every plugin call under bun).
     process.exit(code);
   }
-  const { runCli } = await import('./lib/cli/index.ts');
+  const { runCli } = await import('./cli/index.ts');
   return runCli(process.argv.slice(2), { writeStdout: (t) => write(1, t), writeStderr: (t) => write(2, t) });
 }
 

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
-import { findTaggedRules, sweepLines } from '../../lib/cli/tagged-rules.ts';
+import { findTaggedRules, sweepLines } from '../../cli/tagged-rules.ts';
 import { parseIptablesSave } from '../../lib/netfilter/iptables.ts';
 import { cnitool, writeConflist, type PluginRun } from '../support/cni.ts';
 import { ipJson, pings } from '../support/kernel.ts';

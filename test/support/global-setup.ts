@@ -16,7 +16,7 @@ function newestSource(dir: string): number {
 /** Builds dist/ when any source is newer than the binary, and cnitool once. */
 export default function setup(): void {
   const bin = join(OUR_BIN, 'tscni');
-  const sources = Math.max(...['lib', 'plugins', 'ipam'].map((d) => newestSource(join(ROOT, d))), statSync(join(ROOT, 'main.ts')).mtimeMs);
+  const sources = Math.max(...['lib', 'plugins', 'ipam', 'cli'].map((d) => newestSource(join(ROOT, d))), statSync(join(ROOT, 'main.ts')).mtimeMs);
   if (!process.env.TSCNI_NO_BUILD && (!existsSync(bin) || statSync(bin).mtimeMs < sources)) {
     execFileSync('node', [join(ROOT, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: ROOT });
   }

@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../../lib/cli/index.ts';
-import { containerIdForNetns } from '../../lib/cli/runtime-conf.ts';
+import { runCli } from '../../cli/index.ts';
+import { containerIdForNetns } from '../../cli/runtime-conf.ts';
 
 /**
  * A recording plugin: appends "COMMAND CNI_CONTAINERID CNI_IFNAME CNI_NETNS <stdin>" to a log and

@@ -2,17 +2,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../../lib/cli/index.ts';
-import { findLeaks } from '../../lib/cli/ipam-command.ts';
-import { checkBridge, checkConfigs, findStaleRules, usedTypes, type BridgeExpectation } from '../../lib/cli/doctor.ts';
-import { delegatedIpam, hasConfParser, loadConfParsers } from '../../lib/cli/conf-parsers.ts';
-import { scanConfDir } from '../../lib/cli/conflist.ts';
+import { runCli } from '../../cli/index.ts';
+import { findLeaks } from '../../cli/ipam-command.ts';
+import { checkBridge, checkConfigs, findStaleRules, usedTypes, type BridgeExpectation } from '../../cli/doctor.ts';
+import { delegatedIpam, hasConfParser, loadConfParsers } from '../../cli/conf-parsers.ts';
+import { scanConfDir } from '../../cli/conflist.ts';
 import type { Exec } from '../../lib/exec.ts';
 import { pluginNames } from '../../plugins/registry.ts';
-import { parseValid } from '../../lib/cli/network-command.ts';
+import { parseValid } from '../../cli/network-command.ts';
 import { parseCidr, parseIp } from '../../lib/net/ip.ts';
 import { parseIptablesSave } from '../../lib/netfilter/iptables.ts';
-import type { CachedAttachment } from '../../lib/cli/cache.ts';
+import type { CachedAttachment } from '../../cli/cache.ts';
 
 async function cli(args: string[], env: Record<string, string> = {}, exec?: Exec) {
   let stdout = '';

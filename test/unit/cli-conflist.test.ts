@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfList, parseConfList } from '../../lib/cli/conflist.ts';
-import { buildPluginConf } from '../../lib/cli/network-list.ts';
+import { loadConfList, parseConfList } from '../../cli/conflist.ts';
+import { buildPluginConf } from '../../cli/network-list.ts';
 
 describe('conflists as libcni loads them', () => {
   const dirs: string[] = [];

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { formatCacheEntry, parseCacheEntry } from '../../lib/cli/cache.ts';
-import { goMarshal } from '../../lib/cli/go-json.ts';
-import { goResultAsVersion, toGoResult } from '../../lib/cli/go-result.ts';
-import { containerIdForNetns, parseCniArgs, buildRuntimeConf } from '../../lib/cli/runtime-conf.ts';
+import { formatCacheEntry, parseCacheEntry } from '../../cli/cache.ts';
+import { goMarshal } from '../../cli/go-json.ts';
+import { goResultAsVersion, toGoResult } from '../../cli/go-result.ts';
+import { containerIdForNetns, parseCniArgs, buildRuntimeConf } from '../../cli/runtime-conf.ts';
 
 // Written by cnitool (libcni 1.1.2) for a reference bridge+portmap ADD; our writer must match it byte for byte.
 const CONFLIST = '{"cniVersion":"1.0.0","name":"h4net","plugins":[{"type":"bridge","bridge":"h4br0","isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.99.0.0/24"}]],"dataDir":"/tmp/h4/data","routes":[{"dst":"0.0.0.0/0"}]}},{"type":"portmap","capabilities":{"portMappings":true}}]}\n';

@@ -1,8 +1,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { delegatedIpam, loadConfParsers } from '../../lib/cli/conf-parsers.ts';
-import { readConfFile } from '../../lib/cli/conflist.ts';
+import { delegatedIpam, loadConfParsers } from '../../cli/conf-parsers.ts';
+import { readConfFile } from '../../cli/conflist.ts';
 import { ROOT } from '../support/paths.ts';
 
 const CONF_DIR = join(ROOT, 'conf');

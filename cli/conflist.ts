@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { LATEST_VERSION, compareVersions } from '../cni/versions.ts';
+import { LATEST_VERSION, compareVersions } from '../lib/cni/versions.ts';
 import { goMarshal } from './go-json.ts';
 
 /** A network configuration list as libcni loads it (libcni/conf.go). */

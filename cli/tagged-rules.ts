@@ -1,5 +1,5 @@
-import type { Exec } from '../exec.ts';
-import { iptablesRestore, iptablesSave, restoreScript, type IpFamily, type SavedTable } from '../netfilter/iptables.ts';
+import type { Exec } from '../lib/exec.ts';
+import { iptablesRestore, iptablesSave, restoreScript, type IpFamily, type SavedTable } from '../lib/netfilter/iptables.ts';
 
 /**
  * nat rules tagged with an attachment, in the reference plugins' shape (which ours keep): masquerade

@@ -1,7 +1,7 @@
-import { findInPath } from '../cni/delegate.ts';
-import { CniError, ErrorCode, toCniError } from '../cni/errors.ts';
-import { atLeast } from '../cni/versions.ts';
-import type { Exec } from '../exec.ts';
+import { findInPath } from '../lib/cni/delegate.ts';
+import { CniError, ErrorCode, toCniError } from '../lib/cni/errors.ts';
+import { atLeast } from '../lib/cni/versions.ts';
+import type { Exec } from '../lib/exec.ts';
 import { readCacheEntry, removeCacheEntry, writeCacheEntry, type CachedAttachment } from './cache.ts';
 import type { ConfList } from './conflist.ts';
 import { goMarshal } from './go-json.ts';

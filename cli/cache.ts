@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../store/atomic-file.ts';
+import { writeFileAtomic } from '../lib/store/atomic-file.ts';
 import type { CommandContext } from './command.ts';
 import { goMarshal } from './go-json.ts';
 import type { RuntimeConf } from './runtime-conf.ts';

@@ -1,5 +1,5 @@
-import { toCniError } from '../cni/errors.ts';
-import { processExec, type Exec } from '../exec.ts';
+import { toCniError } from '../lib/cni/errors.ts';
+import { processExec, type Exec } from '../lib/exec.ts';
 import { parseArgs, type FlagSpec, type ParsedArgs } from './args.ts';
 import { UsageError } from './runtime-conf.ts';
 

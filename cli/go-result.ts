@@ -1,7 +1,7 @@
-import { isPlainObject as isObj } from '../cni/netconf.ts';
-import { parseResult } from '../cni/result-parse.ts';
-import { convertResult } from '../cni/result.ts';
-import { atLeast } from '../cni/versions.ts';
+import { isPlainObject as isObj } from '../lib/cni/netconf.ts';
+import { parseResult } from '../lib/cni/result-parse.ts';
+import { convertResult } from '../lib/cni/result.ts';
+import { atLeast } from '../lib/cni/versions.ts';
 
 type Obj = Record<string, unknown>;
 

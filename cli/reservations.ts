@@ -1,9 +1,9 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { compareIp, parseIp } from '../net/ip.ts';
-import { isStoreName, listReservations as readStore } from '../store/reservations.ts';
+import { compareIp, parseIp } from '../lib/net/ip.ts';
+import { isStoreName, listReservations as readStore } from '../lib/store/reservations.ts';
 
-export { DEFAULT_DATA_DIR } from '../store/reservations.ts';
+export { DEFAULT_DATA_DIR } from '../lib/store/reservations.ts';
 
 /** One address held in a host-local store. */
 export interface Reservation {

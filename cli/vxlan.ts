@@ -1,19 +1,19 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { toCniError } from '../cni/errors.ts';
-import { createLogger, type Level, type Logger } from '../cni/log.ts';
-import { processExec } from '../exec.ts';
-import type { KeyValue } from '../etcd/client.ts';
-import { formatCidr, parseSubnet } from '../net/ip.ts';
-import { parseVxlanConf, type Conf } from '../../plugins/vxlan/conf.ts';
-import { byCreation, etcdClient, etcdPeerInput, releaseLease, subnetsPrefix } from '../../plugins/vxlan/etcd-registry.ts';
-import { observeLinks, observeNode } from '../../plugins/vxlan/kernel.ts';
-import { removeMasq } from '../../plugins/vxlan/masq.ts';
-import { lockDevice } from '../../plugins/vxlan/lock.ts';
-import { applyPeerChanges, ensureNode, localIdentity, peersDigest, reconcileNode, rememberNode, type Env, type LocalNode, type Reconciled } from '../../plugins/vxlan/node.ts';
-import type { PeerInput } from '../../plugins/vxlan/peers.ts';
-import { localPeers } from '../../plugins/vxlan/sources.ts';
-import { forgetApplied, readApplied, readState, removeState, sameRecord, type AppliedRecord } from '../../plugins/vxlan/state.ts';
+import { toCniError } from '../lib/cni/errors.ts';
+import { createLogger, type Level, type Logger } from '../lib/cni/log.ts';
+import { processExec } from '../lib/exec.ts';
+import type { KeyValue } from '../lib/etcd/client.ts';
+import { formatCidr, parseSubnet } from '../lib/net/ip.ts';
+import { parseVxlanConf, type Conf } from '../plugins/vxlan/conf.ts';
+import { byCreation, etcdClient, etcdPeerInput, releaseLease, subnetsPrefix } from '../plugins/vxlan/etcd-registry.ts';
+import { observeLinks, observeNode } from '../plugins/vxlan/kernel.ts';
+import { removeMasq } from '../plugins/vxlan/masq.ts';
+import { lockDevice } from '../plugins/vxlan/lock.ts';
+import { applyPeerChanges, ensureNode, localIdentity, peersDigest, reconcileNode, rememberNode, type Env, type LocalNode, type Reconciled } from '../plugins/vxlan/node.ts';
+import type { PeerInput } from '../plugins/vxlan/peers.ts';
+import { localPeers } from '../plugins/vxlan/sources.ts';
+import { forgetApplied, readApplied, readState, removeState, sameRecord, type AppliedRecord } from '../plugins/vxlan/state.ts';
 import { readConfFile } from './conflist.ts';
 
 export interface VxlanCliIo {

@@ -1,5 +1,5 @@
-import { pluginNames } from '../../plugins/registry.ts';
-import { SUPPORTED_VERSIONS } from '../cni/versions.ts';
+import { pluginNames } from '../plugins/registry.ts';
+import { SUPPORTED_VERSIONS } from '../lib/cni/versions.ts';
 import type { CliCommand, CliIo } from './command.ts';
 
 export type { CliIo } from './command.ts';

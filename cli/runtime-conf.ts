@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
-import { digest } from '../digest.ts';
-import { validIfName } from '../cni/env.ts';
-import { isStoreName } from '../store/reservations.ts';
+import { digest } from '../lib/digest.ts';
+import { validIfName } from '../lib/cni/env.ts';
+import { isStoreName } from '../lib/store/reservations.ts';
 
 /** What libcni's RuntimeConf carries besides the network config. */
 export interface RuntimeConf {

@@ -1,4 +1,4 @@
-import { NetConf, parseConf } from '../cni/conf.ts';
+import { NetConf, parseConf } from '../lib/cni/conf.ts';
 
 /** Parses one plugin config as that plugin's ADD does before any side effect; throws CniError 7 naming the key. */
 export type ConfParser = (conf: Record<string, unknown>) => void;
@@ -11,31 +11,31 @@ export type ConfParser = (conf: Record<string, unknown>) => void;
 const PARSERS: Record<string, () => Promise<ConfParser>> = {
   loopback: async () => (c) => void parseConf(NetConf(), c),
   bridge: async () => {
-    const { BridgeConf, resolveBridge } = await import('../../plugins/bridge/conf.ts');
+    const { BridgeConf, resolveBridge } = await import('../plugins/bridge/conf.ts');
     return (c) => void resolveBridge(parseConf(BridgeConf(), c), undefined);
   },
   'host-local': async () => {
-    const { parseHostLocalConf } = await import('../../ipam/host-local/config.ts');
+    const { parseHostLocalConf } = await import('../ipam/host-local/config.ts');
     return (c) => void parseHostLocalConf(c, undefined);
   },
   portmap: async () => {
-    const { PortmapConf, resolvePortmap } = await import('../../plugins/portmap/conf.ts');
+    const { PortmapConf, resolvePortmap } = await import('../plugins/portmap/conf.ts');
     return (c) => void resolvePortmap(parseConf(PortmapConf(), c), { ips: [] }, []);
   },
   firewall: async () => {
-    const { FirewallConf } = await import('../../plugins/firewall/conf.ts');
+    const { FirewallConf } = await import('../plugins/firewall/conf.ts');
     return (c) => void parseConf(FirewallConf(), c);
   },
   tuning: async () => {
-    const { TuningConf, resolveTuning } = await import('../../plugins/tuning/conf.ts');
+    const { TuningConf, resolveTuning } = await import('../plugins/tuning/conf.ts');
     return (c) => void resolveTuning(parseConf(TuningConf(), c), 'eth0', undefined, undefined);
   },
   bandwidth: async () => {
-    const { BandwidthConf, resolveLimits } = await import('../../plugins/bandwidth/conf.ts');
+    const { BandwidthConf, resolveLimits } = await import('../plugins/bandwidth/conf.ts');
     return (c) => void resolveLimits(parseConf(BandwidthConf(), c));
   },
   vxlan: async () => {
-    const { parseVxlanConf } = await import('../../plugins/vxlan/conf.ts');
+    const { parseVxlanConf } = await import('../plugins/vxlan/conf.ts');
     return (c) => void parseVxlanConf(c);
   },
 };
