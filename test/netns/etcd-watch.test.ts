@@ -70,6 +70,8 @@ class World {
     }
   }
 
+  proxyOutput = () => this.proxy.output();
+
   /** Tells the proxy what to break next and waits until it did. */
   async breakWatch(command: 'garbage' | 'null' | 'cut' | 'hold' | 'release', trigger: () => void = () => {}): Promise<void> {
     const count = () => this.proxy.output().split(`did ${command}`).length;
@@ -145,6 +147,7 @@ describe('etcd watch robustness (real etcd behind a breaking proxy)', () => {
     w.putPeers([1, 2]);
     const watcher = w.watcher();
     await until('the first peers', () => holds(w, [1, 2]));
+    await until('the watch stream is open', () => w.proxyOutput().includes('watch open'));
 
     await w.breakWatch('hold');
     await until('the watcher noticed', () => watcher.output().includes('etcd watch interrupted; resuming'));

@@ -6,7 +6,7 @@
 //   cut             the next watch line with events is dropped and the connection cut
 //   hold            every open watch stream is cut now, and new watch requests wait until `release`
 //   release         forwards the held watch requests
-// It prints `listening`, then `did <command>` when a command took effect.
+// It prints `listening`, `watch open` for each watch stream, and `did <command>` when a command took effect.
 import { request, createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 
@@ -21,6 +21,7 @@ function forward(req, res, body) {
     res.writeHead(upRes.statusCode, upRes.headers);
     if (req.url !== '/v3/watch') return upRes.pipe(res);
     streams.add(res);
+    console.log('watch open');
     res.on('close', () => (streams.delete(res), upRes.destroy()));
     let buffer = '';
     upRes.setEncoding('utf8');
