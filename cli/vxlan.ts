@@ -112,8 +112,9 @@ const RESYNC_MS = 30_000;
 
 /**
  * Keeps the node reconciled until SIGINT/SIGTERM: on every etcd event (one long-lived watch) or
- * peers-file change, and every 30 s. An etcd restart ends the watch: it re-leases, re-reads and
- * watches again, with backoff; routes stay as they are meanwhile.
+ * peers-file change, and every 30 s. A cut watch stream resumes after the last event read; a
+ * compacted revision or an unreachable etcd ends the session: it re-leases, re-reads and watches
+ * again, with backoff; routes stay as they are meanwhile.
  */
 async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
   // the binary keeps code in the interpreter for short plugin calls; a long-running watcher wants the JIT
@@ -219,9 +220,8 @@ async function watchLoop(env: Env, conf: Conf, log: Logger): Promise<number> {
             }
             serial();
           },
-          session.signal,
+          { signal: session.signal, onResume: (reason, fromRevision) => log.warn('etcd watch interrupted; resuming', { reason, fromRevision }) },
         );
-        if (!stop.signal.aborted && !session.signal.aborted) log.warn('etcd watch ended; reconnecting');
       } catch (err) {
         if (stop.signal.aborted) break;
         log.warn('etcd session failed; retrying', { error: toCniError(err).message, inMs: backoff });

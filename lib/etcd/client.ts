@@ -1,5 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { EtcdCompactedError, EtcdError, EtcdWatchCancelled } from './errors.ts';
+import { b64, toKv, type KeyValue, type RawKv, type WatchEvent } from './kv.ts';
+import { lines } from './lines.ts';
+import { parseWatchMessage, type WatchMessage } from './watch-message.ts';
+
+export { EtcdCompactedError, EtcdError, EtcdWatchCancelled } from './errors.ts';
+export type { KeyValue, WatchEvent } from './kv.ts';
 
 /**
  * A small etcd v3 client over the JSON gateway (`/v3/...`), on node:http(s): no dependency, one
@@ -11,32 +18,6 @@ export interface EtcdTls {
   certFile?: string | undefined;
   keyFile?: string | undefined;
 }
-
-export interface KeyValue {
-  key: string;
-  value: string;
-  createRevision: number;
-  modRevision: number;
-  lease: string;
-}
-
-export interface WatchEvent {
-  type: 'PUT' | 'DELETE';
-  kv: KeyValue;
-}
-
-export class EtcdError extends Error {
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
-    this.name = 'EtcdError';
-  }
-}
-
-const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
-const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
 
 /** The end of the key range holding every key that starts with `prefix`. */
 export function prefixEnd(prefix: string): string {
@@ -51,31 +32,42 @@ export function prefixEnd(prefix: string): string {
   return '\0';
 }
 
-type RawKv = { key?: string; value?: string; create_revision?: string; mod_revision?: string; lease?: string };
-
-function toKv(raw: RawKv): KeyValue {
-  return {
-    key: unb64(raw.key),
-    value: unb64(raw.value),
-    createRevision: Number(raw.create_revision ?? 0),
-    modRevision: Number(raw.mod_revision ?? 0),
-    lease: raw.lease ?? '0',
-  };
-}
-
 /** Encodes a range end that may hold non-UTF-8 bytes (prefixEnd works in latin1). */
 const rangeEnd = (end: string) => Buffer.from(end, 'latin1').toString('base64');
+
+/**
+ * Sized for a prefix of ~1,200 values of a few KB (1,000 pods and 200 policies): a range reads at
+ * most PAGE_KEYS keys a request (~1.4 MB at 4 KB a value, base64), and no response or watch
+ * message may exceed MAX_RESPONSE_BYTES, so a runaway value cannot exhaust the process.
+ */
+const PAGE_KEYS = 256;
+const MAX_RESPONSE_BYTES = 16 << 20;
 
 export interface EtcdClientOptions extends EtcdTls {
   endpoints: readonly string[];
   /** Per-request timeout in ms (not applied to watch streams). */
   timeoutMs?: number;
+  /** Keys per range request (rangePrefix pages through larger prefixes). */
+  pageKeys?: number;
+  /** Bytes one response (or one watch message) may have. */
+  maxResponseBytes?: number;
 }
+
+export interface WatchOptions {
+  signal?: AbortSignal | undefined;
+  /** Told when a cut stream or an unreadable message makes the watch resume from `fromRevision`. */
+  onResume?: ((reason: string, fromRevision: number) => void) | undefined;
+}
+
+const RESUME_FIRST_MS = 250;
+const RESUME_MAX_MS = 5000;
 
 export class EtcdClient {
   private readonly endpoints: URL[];
   private current = 0;
   private readonly timeoutMs: number;
+  private readonly pageKeys: number;
+  private readonly maxResponseBytes: number;
   private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   private agents: { http?: import('node:http').Agent; https?: import('node:https').Agent } = {};
 
@@ -83,6 +75,8 @@ export class EtcdClient {
     if (options.endpoints.length === 0) throw new EtcdError('no etcd endpoints');
     this.endpoints = options.endpoints.map((e) => new URL(e));
     this.timeoutMs = options.timeoutMs ?? 5000;
+    this.pageKeys = options.pageKeys ?? PAGE_KEYS;
+    this.maxResponseBytes = options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
     this.tls = {
       ...(options.trustedCAFile ? { ca: readFileSync(options.trustedCAFile) } : {}),
       ...(options.certFile ? { cert: readFileSync(options.certFile) } : {}),
@@ -123,7 +117,7 @@ export class EtcdClient {
     return new Promise((resolve, reject) => {
       const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
         if (res.statusCode === 200) return resolve(res);
-        collect(res).then(
+        collect(res, 64 << 10).then(
           (text) => reject(new EtcdError(`etcd ${url.pathname}: HTTP ${res.statusCode}: ${errorMessage(text)}`, res.statusCode)),
           reject,
         );
@@ -136,7 +130,9 @@ export class EtcdClient {
 
   private async call<T>(path: string, body: unknown): Promise<T> {
     const res = await this.open(path, body, this.timeoutMs);
-    const text = await collect(res);
+    const text = await collect(res, this.maxResponseBytes).catch((err: unknown) => {
+      throw err instanceof EtcdError ? new EtcdError(`etcd ${path}: ${err.message}`) : err;
+    });
     try {
       return JSON.parse(text) as T;
     } catch {
@@ -144,10 +140,31 @@ export class EtcdClient {
     }
   }
 
-  /** Every key under `prefix`, and the store revision it was read at. */
+  /**
+   * Every key under `prefix`, and the store revision it was read at: read in pages of `pageKeys`,
+   * each continuing after the last key of the one before, all at the first page's revision (one
+   * consistent snapshot; a compaction in between fails the read, and the caller reads again).
+   */
   async rangePrefix(prefix: string): Promise<{ kvs: KeyValue[]; revision: number }> {
-    const r = await this.call<{ header?: { revision?: string }; kvs?: RawKv[] }>('/v3/kv/range', { key: b64(prefix), range_end: rangeEnd(prefixEnd(prefix)) });
-    return { kvs: (r.kvs ?? []).map(toKv), revision: Number(r.header?.revision ?? 0) };
+    const end = rangeEnd(prefixEnd(prefix));
+    const kvs: KeyValue[] = [];
+    let from = b64(prefix);
+    let revision: number | undefined;
+    for (;;) {
+      const r = await this.call<{ header?: { revision?: string }; kvs?: RawKv[]; more?: boolean }>('/v3/kv/range', {
+        key: from,
+        range_end: end,
+        limit: String(this.pageKeys),
+        ...(revision ? { revision: String(revision) } : {}),
+      });
+      revision ??= Number(r.header?.revision ?? 0);
+      const page = r.kvs ?? [];
+      kvs.push(...page.map(toKv));
+      const last = page.at(-1)?.key;
+      if (!r.more || !last) return { kvs, revision };
+      // the smallest key after `last`: `last` followed by a zero byte
+      from = Buffer.concat([Buffer.from(last, 'base64'), Buffer.of(0)]).toString('base64');
+    }
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
@@ -201,46 +218,49 @@ export class EtcdClient {
   }
 
   /**
-   * Watches every key under `prefix` from `fromRevision` over one long-lived streaming request.
-   * `onEvents` gets each batch; the promise settles when the stream ends (etcd restarted, the
-   * signal aborted): the caller re-reads and watches again.
+   * Watches every key under `prefix` from `fromRevision` until `signal` aborts, over one
+   * long-lived streaming request; `onEvents` gets each batch. A cut stream or an unreadable
+   * message is resumed after the last event read (nothing lost, nothing twice), with a growing
+   * pause. Throws EtcdCompactedError when that revision is compacted (read the prefix again),
+   * and EtcdError when etcd cannot be reached or cancels the watch.
    */
-  async watchPrefix(prefix: string, fromRevision: number, onEvents: (events: WatchEvent[], revision: number) => void, signal?: AbortSignal): Promise<void> {
-    const res = await this.open('/v3/watch', { create_request: { key: b64(prefix), range_end: rangeEnd(prefixEnd(prefix)), start_revision: String(fromRevision) } }, undefined);
-    await new Promise<void>((resolve, reject) => {
-      let buffer = '';
+  async watchPrefix(prefix: string, fromRevision: number, onEvents: (events: WatchEvent[], revision: number) => void, options: WatchOptions = {}): Promise<void> {
+    const { signal, onResume } = options;
+    let next = fromRevision;
+    let pause = RESUME_FIRST_MS;
+    while (!signal?.aborted) {
+      const res = await this.open('/v3/watch', { create_request: { key: b64(prefix), range_end: rangeEnd(prefixEnd(prefix)), start_revision: String(next) } }, undefined);
       const onAbort = () => res.destroy();
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (signal?.aborted) res.destroy();
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let nl: number;
-        while ((nl = buffer.indexOf('\n')) >= 0) {
-          const line = buffer.slice(0, nl).trim();
-          buffer = buffer.slice(nl + 1);
-          if (!line) continue;
-          const msg = JSON.parse(line) as { result?: { header?: { revision?: string }; events?: { type?: string; kv?: RawKv }[]; canceled?: boolean; compact_revision?: string }; error?: unknown };
-          if (msg.error || msg.result?.canceled) {
-            res.destroy();
-            return reject(new EtcdError(`etcd watch ended: ${JSON.stringify(msg.error ?? msg.result)}`));
+      const messages = lines(res, this.maxResponseBytes);
+      let reason = 'etcd ended the watch stream';
+      try {
+        for (;;) {
+          let msg: WatchMessage;
+          try {
+            const line = await messages.next();
+            if (line.done) break;
+            msg = parseWatchMessage(line.value);
+          } catch (err) {
+            if (signal?.aborted) return;
+            if (err instanceof EtcdCompactedError || err instanceof EtcdWatchCancelled) throw err;
+            reason = (err as Error).message; // cut, unreadable or oversized: resumable
+            break;
           }
-          const events = msg.result?.events;
-          if (events?.length) {
-            onEvents(
-              events.map((e) => ({ type: e.type === 'DELETE' ? 'DELETE' : 'PUT', kv: toKv(e.kv ?? {}) })),
-              Number(msg.result?.header?.revision ?? 0),
-            );
-          }
+          if (!msg.events.length) continue;
+          onEvents(msg.events, msg.revision);
+          next = Math.max(next, msg.events.at(-1)!.kv.modRevision + 1);
+          pause = RESUME_FIRST_MS;
         }
-      });
-      res.on('end', () => resolve());
-      res.on('close', () => {
+      } finally {
         signal?.removeEventListener('abort', onAbort);
-        resolve();
-      });
-      res.on('error', (err) => (signal?.aborted ? resolve() : reject(err)));
-    });
+        res.destroy();
+      }
+      if (signal?.aborted) return;
+      onResume?.(reason, next);
+      await pauseFor(pause, signal);
+      pause = Math.min(pause * 2, RESUME_MAX_MS);
+    }
   }
 
   close(): void {
@@ -250,14 +270,26 @@ export class EtcdClient {
   }
 }
 
-function collect(res: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    res.on('error', reject);
-  });
+async function collect(res: IncomingMessage, maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes > maxBytes) {
+      res.destroy();
+      throw new EtcdError(`response larger than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
+
+const pauseFor = (ms: number, signal: AbortSignal | undefined) =>
+  new Promise<void>((resolve) => {
+    const done = () => (clearTimeout(t), signal?.removeEventListener('abort', done), resolve());
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 
 function errorMessage(text: string): string {
   try {
