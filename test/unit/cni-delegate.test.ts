@@ -2,8 +2,8 @@ import { chmodSync, linkSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { delegate, fileIdentity, findInPath } from '../../lib/cni/delegate.ts';
-import type { Invocation } from '../../lib/cni/context.ts';
+import { fileIdentity, findInPath } from '../../lib/cni/delegate.ts';
+import { delegate, type Invocation } from '../../lib/cni/context.ts';
 import { silentLogger } from '../../lib/cni/log.ts';
 import { fakeExec, fakePlugin } from './cni-fake-io.ts';
 
