@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { fileIdentity, findInPath } from '../../lib/cni/delegate.ts';
 import { delegate, type Invocation } from '../../lib/cni/context.ts';
 import { silentLogger } from '../../lib/cni/log.ts';
-import { fakeExec, fakePlugin } from './cni-fake-io.ts';
+import { fakeExec, fakePlugin } from '../support/fake-io.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cni-delegate-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
