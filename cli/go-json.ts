@@ -34,7 +34,6 @@ function compareBytes(a: string, b: string): number {
 const ESCAPES: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 function goString(s: string): string {
-  // eslint-disable-next-line no-control-regex
   const escaped = s.replace(/["\\\x00-\x1f<>&\u2028\u2029]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return `"${escaped}"`;
 }

@@ -60,9 +60,6 @@ interface BunRuntime {
 }
 const bun = (globalThis as { Bun?: BunRuntime }).Bun;
 
-const utf8 = new TextDecoder();
-const text = (bytes: Uint8Array | null | undefined) => (bytes ? utf8.decode(bytes) : '');
-
 function bunOptions(options: RunOptions | undefined): BunSpawnOptions {
   return {
     env: options?.env ?? process.env,

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The one test command: installs what is missing (Debian packages as root, npm deps), builds,
-# then runs unit, integration (network namespaces) and end-to-end tests. The last line is
+# The one test command: installs what is missing (Debian packages as root, npm deps), lints
+# (oxlint: any finding fails the run), builds, then runs unit (with the import layer and cycle
+# check), integration (network namespaces) and end-to-end tests. The last line is
 # `N passed, N failed` (counted from vitest's JSON reports) for CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+npm run --silent lint
 node scripts/build.mjs
 mkdir -p .tmp
 rm -f .tmp/test-results-*.json

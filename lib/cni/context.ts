@@ -6,7 +6,8 @@ import type { Logger } from './log.ts';
 import type { DelegateCommand, Plugin, PluginContext, PluginResolver } from './plugin.ts';
 import type { Result } from './result.ts';
 import { Undo } from './undo.ts';
-import { delegate } from './delegate.ts';
+import { execDelegate, fileIdentity, findInPath } from './delegate.ts';
+import { toCniError } from './errors.ts';
 
 /** What the process gives a verb: kept by the core so plugins need not see env or stdin. */
 export interface Invocation {
@@ -41,6 +42,33 @@ export function createContext(inv: Invocation): PluginContext {
     delegate: (type, command, conf) => delegate(inv, type, command, conf),
     withConf: (conf, prevResult) => createContext({ ...inv, conf: { ...conf, name: inv.conf.name }, prevResult }),
   };
+}
+
+/**
+ * Runs a delegated plugin as the spec's section 4 says: same environment, the full config on stdin,
+ * its stderr passed through; a failed ADD is followed by a DEL of the delegate before failing.
+ */
+export async function delegate(inv: Invocation, type: string, command: DelegateCommand, conf?: Record<string, unknown>): Promise<Result | undefined> {
+  const file = findInPath(type, inv.env.path);
+  const body = conf ?? inv.conf;
+  const ours = inv.self !== undefined && fileIdentity(file) === inv.self ? await inv.resolve(type) : undefined;
+  const call = async (cmd: DelegateCommand): Promise<Result | undefined> => {
+    if (ours) {
+      inv.log.debug('delegate in-process', { type, command: cmd });
+      const ctx = createContext({ ...inv, env: { ...inv.env, command: cmd }, conf: { ...body, name: inv.conf.name } });
+      return runVerb(ours, ctx);
+    }
+    inv.log.debug('delegate exec', { type, command: cmd, file });
+    return execDelegate(inv, file, cmd, body);
+  };
+  try {
+    return await call(command);
+  } catch (err) {
+    if (command === 'ADD') {
+      await call('DEL').catch((e) => inv.log.warn('delegate DEL after failed ADD failed', { type, error: toCniError(e).message }));
+    }
+    throw err;
+  }
 }
 
 export async function runVerb(plugin: Plugin, ctx: PluginContext): Promise<Result | undefined> {

@@ -1,11 +1,10 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseJsonObject } from './netconf.ts';
-import { createContext, runVerb, type Invocation } from './context.ts';
-import { CniError, ErrorCode, toCniError } from './errors.ts';
+import { CniError, ErrorCode } from './errors.ts';
 import type { DelegateCommand } from './plugin.ts';
 import type { Result } from './result.ts';
-import { ProcessError } from '../exec.ts';
+import { ProcessError, type Exec } from '../exec.ts';
 
 const PLUGIN_TYPE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -35,34 +34,17 @@ export function findInPath(type: string, dirs: readonly string[]): string {
   throw new CniError(ErrorCode.invalidConfig, `failed to find plugin "${type}" in path [${dirs.join(' ')}]`);
 }
 
-/**
- * Runs a delegated plugin as the spec's section 4 says: same environment, the full config on stdin,
- * its stderr passed through; a failed ADD is followed by a DEL of the delegate before failing.
- */
-export async function delegate(inv: Invocation, type: string, command: DelegateCommand, conf?: Record<string, unknown>): Promise<Result | undefined> {
-  const file = findInPath(type, inv.env.path);
-  const body = conf ?? inv.conf;
-  const ours = inv.self !== undefined && fileIdentity(file) === inv.self ? await inv.resolve(type) : undefined;
-  const call = async (cmd: DelegateCommand): Promise<Result | undefined> => {
-    if (ours) {
-      inv.log.debug('delegate in-process', { type, command: cmd });
-      const ctx = createContext({ ...inv, env: { ...inv.env, command: cmd }, conf: { ...body, name: inv.conf.name } });
-      return runVerb(ours, ctx);
-    }
-    inv.log.debug('delegate exec', { type, command: cmd, file });
-    return execDelegate(inv, file, cmd, body);
-  };
-  try {
-    return await call(command);
-  } catch (err) {
-    if (command === 'ADD') {
-      await call('DEL').catch((e) => inv.log.warn('delegate DEL after failed ADD failed', { type, error: toCniError(e).message }));
-    }
-    throw err;
-  }
+/** What running a delegate by exec needs from the invocation. */
+export interface ExecDelegateEnv {
+  exec: Exec;
+  /** The whole environment, passed on with CNI_COMMAND set. */
+  rawEnv: Readonly<Record<string, string | undefined>>;
+  /** The version the delegate's result is read at. */
+  cniVersion: string;
 }
 
-async function execDelegate(inv: Invocation, file: string, command: DelegateCommand, body: Record<string, unknown>): Promise<Result | undefined> {
+/** Runs a delegate plugin file: the env with CNI_COMMAND, the conf on stdin, its error decoded. */
+export async function execDelegate(inv: ExecDelegateEnv, file: string, command: DelegateCommand, body: Record<string, unknown>): Promise<Result | undefined> {
   const env = { ...inv.rawEnv, CNI_COMMAND: command };
   const out = await inv.exec.runAsync([file], { input: JSON.stringify(body), env, allowFailure: true, inheritStderr: true }).catch((err: unknown) => {
     throw err instanceof ProcessError ? new CniError(ErrorCode.internal, `cannot run delegate ${file}`, err.message) : err;

@@ -34,7 +34,6 @@ export function validIfName(name: string): string | undefined {
   if (name.length > 15) return 'is longer than 15 characters';
   if (name === '.' || name === '..') return 'is "." or ".."';
   if (/[/:\s]/.test(name)) return 'contains "/", ":" or whitespace';
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(name)) return 'contains a control character';
   return undefined;
 }
@@ -48,7 +47,6 @@ function validContainerId(id: string): string | undefined {
 function validNetns(path: string): string | undefined {
   if (path.length > MAX_PATH) return `is longer than ${MAX_PATH} characters`;
   if (!path.startsWith('/')) return 'must be an absolute path';
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(path)) return 'contains a control character';
   return undefined;
 }

@@ -18,7 +18,6 @@ export function ipArgv(netns?: string): string[] {
   return ['nsenter', `--net=${netns}`, 'ip'];
 }
 
-// eslint-disable-next-line no-control-regex
 const UNSAFE_TOKEN = /[\s"'\\#;\x00-\x1f\x7f]/;
 
 /**

@@ -64,7 +64,6 @@ export const CHAIN_NAME = /^[A-Za-z0-9_.-]{1,28}$/;
  * (one line); quotes and backslashes are escaped the way iptables-restore unescapes them.
  */
 export function quoteComment(text: string): string {
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(text)) throw new Error(`refusing control character in iptables comment ${JSON.stringify(text)}`);
   return `"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }

@@ -72,7 +72,6 @@ export interface Portmap {
   families: FamilyPlan[];
 }
 
-// eslint-disable-next-line no-control-regex
 const UNSAFE_CONDITION = /[\x00-\x1f\x7f"'\\;#]/;
 
 function conditions(list: readonly string[] | null | undefined, key: string): string[] {

@@ -1,7 +1,7 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { attachmentHash, networkHash } from '../../lib/digest.ts';
 import { nftComment, type NftObjects } from '../../lib/netfilter/nft.ts';
-import type { FamilyPlan, Portmap } from './conf.ts';
+import type { Portmap } from './conf.ts';
 
 export const NFT_TABLE = 'tscni_portmap';
 const T = `inet ${NFT_TABLE}`;

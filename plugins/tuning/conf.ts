@@ -5,8 +5,7 @@ import { lazy } from '../../lib/cni/lazy.ts';
 
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 /** A sysctl key: `net.` then dot- or slash-separated segments; `IFNAME` is replaced by CNI_IFNAME. */
-const SYSCTL_KEY = /^net[./][A-Za-z0-9_.\/-]+$/;
-// eslint-disable-next-line no-control-regex
+const SYSCTL_KEY = /^net[./][A-Za-z0-9_./-]+$/;
 const SYSCTL_VALUE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/;
 
 const Overrides = {
@@ -53,7 +52,7 @@ export const stateDir = (conf: Pick<TuningConf, 'dataDir'>): string => stateDirO
  */
 export function resolveTuning(conf: TuningConf, ifname: string, cniArgMac: string | undefined, allowlist: string[] | undefined): Tuning {
   const a = conf.args?.cni ?? {};
-  const sysctl = { ...(conf.sysctl ?? {}), ...(a.sysctl ?? {}) };
+  const sysctl = { ...conf.sysctl, ...a.sysctl };
   const mac = a.mac ?? (conf.runtimeConfig?.mac || undefined) ?? (cniArgMac || undefined) ?? (conf.mac || undefined);
   const mtu = a.mtu ?? (conf.mtu || undefined);
   const txQLen = a.txQLen ?? conf.txQLen;

@@ -39,11 +39,9 @@ export function bridgeConf(conf: Conf, cniVersion: string, subnet: Cidr, mtu: nu
   };
 }
 
+/** The bridge plugin, run in-process; imported directly, not through the registry that lists vxlan. */
 async function bridgePlugin(): Promise<Plugin> {
-  const { loadPlugin } = await import('../registry.ts');
-  const bridge = await loadPlugin('bridge');
-  if (!bridge) throw new CniError(ErrorCode.pluginNotAvailable, 'the bridge plugin is not part of this build');
-  return bridge;
+  return (await import('../bridge/index.ts')).default;
 }
 
 /** The node's subnet as remembered (DEL, CHECK, GC never lease one). */

@@ -66,7 +66,10 @@ async function reconcileRows(ctx, dir) {
     spawnSync('ip', ['-n', n.ns, 'link', 'del', 'tscni.1']);
     const { ms, out } = syncOnce(ctx, n);
     if (out.changed !== PEERS) throw new Error(`expected ${PEERS} peers programmed, got ${out.changed}`);
-    if (k >= ctx.warmup) (fromEmpty.push(ms), fromEmptyWork.push(out.ms));
+    if (k >= ctx.warmup) {
+      fromEmpty.push(ms);
+      fromEmptyWork.push(out.ms);
+    }
   }
   // hand-programmed baseline: the same lines in one ip -batch + one bridge -batch
   const ipLines = peers.flatMap((p) => {
@@ -107,7 +110,13 @@ async function reconcileRows(ctx, dir) {
     writeFileSync(peersFile, JSON.stringify(peers));
     const c = syncOnce(ctx, n, '--full');
     expect(c, 1, 'kernel');
-    if (k >= ctx.warmup) (noChange.push(a.ms), noChangeWork.push(a.out.ms), oneChange.push(b.ms), oneChangeWork.push(b.out.ms), oneChangeFullWork.push(c.out.ms));
+    if (k >= ctx.warmup) {
+      noChange.push(a.ms);
+      noChangeWork.push(a.out.ms);
+      oneChange.push(b.ms);
+      oneChangeWork.push(b.out.ms);
+      oneChangeFullWork.push(c.out.ms);
+    }
   }
   // a pod ADD on that node: peers as last reconciled, so it skips the peer step (digest in the state file)
   const addUnchanged = [];
@@ -204,7 +213,10 @@ async function watchRows(ctx, dir) {
         const sent = at(op, keyOf(p), leaseOf(p));
         await waitFor(`${op} seen`, () => watchers.every((w, j) => w.events.length > seen[j]));
         const last = watchers.map((w) => w.events[w.events.length - 1]);
-        if (k >= ctx.warmup) (list.push(Math.max(...last.map((ev) => Date.parse(ev.time))) - sent), work.push(...last.map((ev) => ev.ms)));
+        if (k >= ctx.warmup) {
+          list.push(Math.max(...last.map((ev) => Date.parse(ev.time))) - sent);
+          work.push(...last.map((ev) => ev.ms));
+        }
       }
     }
     return [

@@ -5,6 +5,7 @@ import { execPlugin } from '../support/cni.ts';
 import { ipJson } from '../support/kernel.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
+import { PLUGIN_VERSIONS } from '../support/versions.ts';
 
 const LIMIT = 2_000_000; // bits/s
 
@@ -85,7 +86,7 @@ describe('bandwidth', () => {
     expect(execPlugin(join(OUR_BIN, 'bandwidth'), { ...env, CNI_COMMAND: 'DEL', CNI_NETNS: '' }, { ...conf, prevResult: undefined }).status).toBe(0);
   });
 
-  for (const cniVersion of ['0.3.1', '0.4.0', '1.0.0', '1.1.0']) {
+  for (const cniVersion of PLUGIN_VERSIONS) {
     it(`takes CRI's capitalized runtimeConfig.bandwidth; DEL without prevResult removes the ifb (${cniVersion})`, () => {
       const { c, prevResult } = topology();
       const before = links();

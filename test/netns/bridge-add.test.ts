@@ -6,8 +6,8 @@ import { cnitool, execPlugin, writeConflist } from '../support/cni.ts';
 import { dropNftTableIfEmpty, ipJson, pings } from '../support/kernel.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
+import { PLUGIN_VERSIONS } from '../support/versions.ts';
 
-const VERSIONS = ['0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 const BRIDGE = join(OUR_BIN, 'bridge');
 
 /** Per-scope subnets, so parallel workers never share one. */
@@ -48,7 +48,7 @@ describe('bridge ADD/CHECK/DEL', () => {
   const s = new Scope();
   afterEach(() => s.dispose());
 
-  for (const cniVersion of VERSIONS) {
+  for (const cniVersion of PLUGIN_VERSIONS) {
     it(`two namespaces ping each other and the gateway at ${cniVersion} (direct exec)`, () => {
       const { conf, net, bridge, dataDir, name } = setup(s);
       const c = { cniVersion, ...conf };

@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execPlugin } from '../support/cni.ts';
 import { dropNftTableIfEmpty, ipJson, pings } from '../support/kernel.ts';
 import { OUR_BIN } from '../support/paths.ts';
+import { runAsync } from '../support/run-async.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
 import { networkHash } from '../../lib/digest.ts';
 
@@ -23,15 +23,7 @@ function setup(s: Scope, extra: Record<string, unknown> = {}, ipam: Record<strin
 
 const env = (s: Scope, ns: { path: string }, id = s.name('c')) => ({ CNI_CONTAINERID: id, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN });
 
-function execAsync(file: string, envVars: Record<string, string>, conf: unknown): Promise<{ status: number | null; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(file, [], { env: { PATH: process.env.PATH, ...envVars } });
-    let stdout = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.on('close', (status) => resolve({ status, stdout }));
-    child.stdin.end(JSON.stringify(conf));
-  });
-}
+const execAsync = (file: string, envVars: Record<string, string>, conf: unknown) => runAsync([file], { env: { PATH: process.env.PATH, ...envVars }, input: JSON.stringify(conf) });
 
 /** What must be gone after a failed ADD or a DEL: veths on the bridge, reservations, tagged rules. */
 function leftovers(bridge: string, dataDir: string, name: string) {

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { execPlugin } from '../support/cni.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
+import { PLUGIN_VERSIONS } from '../support/versions.ts';
 
-const VERSIONS = ['0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 const ISOLATION = 'CNI firewall plugin rules (ingressPolicy: same-bridge)';
 
 describe('firewall (iptables)', () => {
@@ -27,7 +27,7 @@ describe('firewall (iptables)', () => {
     return { cniVersion, interfaces: [{ name: bridge }, { name: 'veth1' }, { name: 'eth0', sandbox: '/run/netns/x' }], ips: [ip(`${ips.v4}/24`, '4'), ip(`${ips.v6}/64`, '6')] };
   }
 
-  for (const cniVersion of VERSIONS) {
+  for (const cniVersion of PLUGIN_VERSIONS) {
     it(`ADD accepts the container's traffic in CNI-FORWARD; DEL without prevResult removes exactly it (${cniVersion})`, () => {
       const ips = addresses();
       const before = mentioning([ips.v4, ips.v6]);

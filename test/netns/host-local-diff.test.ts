@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { cnitool, execPlugin, writeConflist } from '../support/cni.ts';
 import { OUR_BIN, REF_BIN } from '../support/paths.ts';
 import { Scope } from '../support/scope.ts';
+import { REFERENCE_VERSIONS } from '../support/versions.ts';
 
 /**
  * Differential table: each case runs the same steps through /usr/lib/cni/host-local and ours, each
@@ -23,7 +24,7 @@ const add = (id = 'a', extra: Partial<Step> = {}): Step => ({ cmd: 'ADD', id, ..
 const fails = (s: Step): Step => ({ ...s, expectFail: true });
 
 const CASES: Case[] = [
-  ...['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0'].map((v) => ({ name: `single range at ${v}`, cniVersion: v, ipam: { ...V4, routes: [{ dst: '0.0.0.0/0' }] }, steps: [add('a'), add('b')] })),
+  ...REFERENCE_VERSIONS.map((v) => ({ name: `single range at ${v}`, cniVersion: v, ipam: { ...V4, routes: [{ dst: '0.0.0.0/0' }] }, steps: [add('a'), add('b')] })),
   { name: 'dual-stack sets', ipam: DUAL, steps: [add('a'), add('b')] },
   { name: 'dual-stack at 0.2.0', cniVersion: '0.2.0', ipam: { ...DUAL, routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }] } },
   { name: 'multi-range pool spills into the next range', ipam: { ranges: [[{ subnet: '10.1.2.0/30' }, { subnet: '10.1.3.0/29', rangeStart: '10.1.3.4' }]] }, steps: ['a', 'b', 'c', 'd'].map((id) => add(id)) },

@@ -1,31 +1,17 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execPlugin } from '../support/cni.ts';
 import { OUR_BIN } from '../support/paths.ts';
+import { runAsync, type AsyncRun } from '../support/run-async.ts';
 import { Scope } from '../support/scope.ts';
 
 const PLUGIN = join(OUR_BIN, 'host-local');
 
-interface Outcome {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-}
-
 /** Starts the plugin asynchronously; `killAfterMs` sends SIGKILL at that point of its life. */
-function start(command: string, id: string, conf: object, killAfterMs?: number): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/run/netns/none', CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN };
-    const child = spawn(PLUGIN, [], { env, stdio: ['pipe', 'pipe', 'ignore'] });
-    let stdout = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b));
-    child.stdin.on('error', () => {});
-    child.stdin.end(JSON.stringify(conf));
-    if (killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    child.on('close', (status, signal) => resolve({ status, signal, stdout }));
-  });
+function start(command: string, id: string, conf: object, killAfterMs?: number): Promise<AsyncRun> {
+  const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/run/netns/none', CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN };
+  return runAsync([PLUGIN], { env, input: JSON.stringify(conf), killAfterMs });
 }
 
 /** Every reservation file (address → "ID|ifname") and index entry in a store, checked for consistency. */
@@ -92,7 +78,7 @@ describe('host-local under concurrency and SIGKILL', () => {
     const warm = await Promise.all(Array.from({ length: BATCH }, (_, i) => start('ADD', `${s.prefix}-w${i}`, c)));
     const life = performance.now() - t0;
     expect(warm.every((o) => o.status === 0)).toBe(true);
-    const outcomes: Outcome[] = [];
+    const outcomes: AsyncRun[] = [];
     for (let i = 0; i < ids.length; i += BATCH) {
       outcomes.push(...(await Promise.all(ids.slice(i, i + BATCH).map((id) => start('ADD', id, c, Math.random() * life * 1.2)))));
     }

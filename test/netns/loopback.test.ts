@@ -4,9 +4,8 @@ import { cnitool, execPlugin, writeConflist, type ExecEnv } from '../support/cni
 import { ipJson } from '../support/kernel.ts';
 import { OUR_BIN, REF_BIN } from '../support/paths.ts';
 import { Scope, sh } from '../support/scope.ts';
+import { ALL_VERSIONS, WITH_CHECK } from '../support/versions.ts';
 
-const ALL_VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
-const WITH_CHECK = ['0.4.0', '1.0.0', '1.1.0'];
 const OURS = join(OUR_BIN, 'loopback');
 const REF = join(REF_BIN, 'loopback');
 

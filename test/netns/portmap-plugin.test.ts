@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { join } from 'node:path';
-import { cnitool, execPlugin, writeConflist } from '../support/cni.ts';
+import { cnitool, writeConflist } from '../support/cni.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
 

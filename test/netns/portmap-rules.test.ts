@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { execPlugin } from '../support/cni.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh } from '../support/scope.ts';
+import { PLUGIN_VERSIONS } from '../support/versions.ts';
 
-const VERSIONS = ['0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 
 /** Rule-level behaviour by direct exec, with prevResults naming addresses no other test uses. */
 describe('portmap rules', () => {
@@ -35,7 +35,7 @@ describe('portmap rules', () => {
   const run = (command: string, id: string, conf: object, extra: object = {}) =>
     execPlugin(join(OUR_BIN, 'portmap'), { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN, ...extra }, conf);
 
-  for (const cniVersion of VERSIONS) {
+  for (const cniVersion of PLUGIN_VERSIONS) {
     for (const backend of ['iptables', 'nftables']) {
       it(`ADD passes prevResult through; DEL without prevResult or netns removes every rule (${backend}, ${cniVersion})`, () => {
         const x = addrs();

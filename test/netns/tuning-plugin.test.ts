@@ -5,8 +5,8 @@ import { execPlugin } from '../support/cni.ts';
 import { ipJson } from '../support/kernel.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh } from '../support/scope.ts';
+import { PLUGIN_VERSIONS } from '../support/versions.ts';
 
-const VERSIONS = ['0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 
 describe('tuning', () => {
   const s = new Scope();
@@ -24,7 +24,7 @@ describe('tuning', () => {
   const sysctl = (ns: string, key: string) => sh(['ip', 'netns', 'exec', ns, 'sysctl', '-n', key]).trim();
   const link = (ns: string) => ipJson<any[]>(['-d', 'link', 'show', 'eth0'], ns)[0];
 
-  for (const cniVersion of VERSIONS) {
+  for (const cniVersion of PLUGIN_VERSIONS) {
     it(`ADD sets sysctls, MTU, MAC, promisc, allmulti, txqlen; DEL restores them (${cniVersion})`, () => {
       const { ns, eth0, prevResult } = attached();
       const dataDir = s.tmpdir();

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OUR_BIN } from '../support/paths.ts';
+import { runAsync, type AsyncRun } from '../support/run-async.ts';
 import { Scope, sh } from '../support/scope.ts';
 import { DEVICE, kernelState, loneNode, peer } from '../support/vxlan-node.ts';
 
@@ -37,24 +38,8 @@ function makeNode(s: Scope, peerFiles: Record<string, string>): Node {
   return { ns, stateDir, confs };
 }
 
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-function runAsync(node: Node, argv: string[], env: Record<string, string> = {}, input?: string, delayMs = 0): Promise<Run> {
-  return new Promise((resolve) => {
-    setTimeout(() => {
-      const child = spawn('ip', ['netns', 'exec', node.ns, ...argv], { env: { ...baseEnv(), ...env } });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (err += d));
-      child.on('close', (code) => resolve({ code, out, err }));
-      child.stdin.end(input ?? '');
-    }, delayMs);
-  });
+function runInNode(node: Node, argv: string[], env: Record<string, string> = {}, input?: string, delayMs = 0): Promise<AsyncRun> {
+  return runAsync(['ip', 'netns', 'exec', node.ns, ...argv], { env: { ...baseEnv(), ...env }, input, delayMs });
 }
 
 const syncArgv = (node: Node, tag: string, ...flags: string[]) => [join(OUR_BIN, 'tscni'), 'vxlan', 'sync', '--conf', node.confs[tag]!.file, ...flags];
@@ -65,9 +50,9 @@ function sync(node: Node, tag: string, ...flags: string[]): Record<string, unkno
   return JSON.parse(r.stdout);
 }
 
-function add(node: Node, tag: string, pod: { path: string }, id: string, ifname: string, delayMs = 0): Promise<Run> {
+function add(node: Node, tag: string, pod: { path: string }, id: string, ifname: string, delayMs = 0): Promise<AsyncRun> {
   const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: pod.path, CNI_IFNAME: ifname, CNI_PATH: OUR_BIN };
-  return runAsync(node, [join(OUR_BIN, 'vxlan')], env, JSON.stringify(node.confs[tag]!.conf), delayMs);
+  return runInNode(node, [join(OUR_BIN, 'vxlan')], env, JSON.stringify(node.confs[tag]!.conf), delayMs);
 }
 
 /** The twin check: what a plain sync (trusting the record) leaves is what --full (reading the kernel) leaves. */
@@ -112,9 +97,9 @@ describe('vxlan: one writer at a time per device (the applied record stays true)
       // each round starts from C applied; a sync (diffing against the record) and an ADD (reading
       // the kernel: its inputs are not the record's) of two other versions overlap
       const [syncTag, addTag] = round % 2 ? ['b', 'a'] : ['a', 'b'];
-      const [synced, added] = await Promise.all([runAsync(node, syncArgv(node, syncTag)), add(node, addTag, s.netns('p'), s.name('c'), 'eth0', round % 7)]);
-      expect(synced.code, synced.err).toBe(0);
-      expect(added.code, added.out + added.err).toBe(0);
+      const [synced, added] = await Promise.all([runInNode(node, syncArgv(node, syncTag)), add(node, addTag, s.netns('p'), s.name('c'), 'eth0', round % 7)]);
+      expect(synced.status, synced.stderr).toBe(0);
+      expect(added.status, added.stdout + added.stderr).toBe(0);
       expect(stateFiles(node), `round ${round}`).not.toContain(`${DEVICE}.lock`);
       expectRecordTrue(node, 'c', `round ${round} (sync ${syncTag}, ADD ${addTag})`);
     }
@@ -194,7 +179,7 @@ describe('vxlan: one writer at a time per device (the applied record stays true)
     writeFileSync(file, JSON.stringify(range(0, 8)));
     const pod = s.netns('p');
     const added = await add(node, 'a', pod, s.name('c'), 'eth0');
-    expect(added.code, added.out + added.err).toBe(0);
+    expect(added.status, added.stdout + added.stderr).toBe(0);
     expect(stateFiles(node)).not.toContain(`${DEVICE}.applied`);
     expect(stateFiles(node)).not.toContain(`${DEVICE}.lock`);
     expectRecordTrue(node, 'a', 'after the ADD');

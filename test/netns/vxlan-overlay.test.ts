@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CNITOOL, OUR_BIN } from '../support/paths.ts';
+import { runAsync } from '../support/run-async.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
 import { ipJson, pings } from '../support/kernel.ts';
 import { vtepMac } from '../../plugins/vxlan/peers.ts';
@@ -392,7 +393,7 @@ describe('vxlan overlay (file peers)', () => {
     const n1 = c.addNode(1);
     c.writePeers(c.peerEntries());
     const [keep, stale] = [c.addPod(n1), c.addPod(n1)];
-    const reserved = () => readdirSync(join(n1.dir, 'ipam', 'overlay')).filter((f) => /^10\.244\./.test(f)).sort();
+    const reserved = () => readdirSync(join(n1.dir, 'ipam', 'overlay')).filter((f) => f.startsWith('10.244.')).sort();
     expect(reserved()).toEqual([keep!.ip, stale!.ip].sort());
     const gc = plugin(n1, 'GC', { path: '', id: '' }, { ...n1.conf, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: keep!.id, ifname: 'eth0' }] });
     expect(gc.status, gc.stdout + gc.stderr).toBe(0);
@@ -406,21 +407,13 @@ describe('vxlan overlay (file peers)', () => {
     const remote = c.addPod(n2!);
     const pods = Array.from({ length: 6 }, () => ({ ...s.netns('p'), id: s.name('c') }));
     const runs = await Promise.all(
-      pods.map(
-        (p) =>
-          new Promise<{ code: number | null; out: string }>((resolve) => {
-            const env = { ...baseEnv(), CNI_COMMAND: 'ADD', CNI_CONTAINERID: p.id, CNI_NETNS: p.path, CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN };
-            const child = spawn('ip', ['netns', 'exec', n1!.ns, join(OUR_BIN, 'vxlan')], { env });
-            let out = '';
-            child.stdout.on('data', (d) => (out += d));
-            child.stderr.on('data', (d) => (out += d));
-            child.on('close', (code) => resolve({ code, out }));
-            child.stdin.end(JSON.stringify(n1!.conf));
-          }),
-      ),
+      pods.map((p) => {
+        const env = { ...baseEnv(), CNI_COMMAND: 'ADD', CNI_CONTAINERID: p.id, CNI_NETNS: p.path, CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN };
+        return runAsync(['ip', 'netns', 'exec', n1!.ns, join(OUR_BIN, 'vxlan')], { env, input: JSON.stringify(n1!.conf) });
+      }),
     );
-    for (const r of runs) expect(r.code, r.out).toBe(0);
-    const ips = runs.map((r) => JSON.parse(r.out.split('\n')[0]!).ips[0].address);
+    for (const r of runs) expect(r.status, r.stdout + r.stderr).toBe(0);
+    const ips = runs.map((r) => JSON.parse(r.stdout.split('\n')[0]!).ips[0].address);
     expect(new Set(ips).size).toBe(6);
     for (const p of pods) expect(pings(p.name, remote.ip)).toBe(true);
   });

@@ -2,10 +2,10 @@ import { chmodSync, linkSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { delegate, fileIdentity, findInPath } from '../../lib/cni/delegate.ts';
-import type { Invocation } from '../../lib/cni/context.ts';
+import { fileIdentity, findInPath } from '../../lib/cni/delegate.ts';
+import { delegate, type Invocation } from '../../lib/cni/context.ts';
 import { silentLogger } from '../../lib/cni/log.ts';
-import { fakeExec, fakePlugin } from './cni-fake-io.ts';
+import { fakeExec, fakePlugin } from '../support/fake-io.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cni-delegate-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

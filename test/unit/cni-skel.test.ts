@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { SUPPORTED_VERSIONS } from '../../lib/cni/versions.ts';
-import { ENV_ADD, fakePlugin, run } from './cni-fake-io.ts';
+import { ENV_ADD, fakePlugin, run } from '../support/fake-io.ts';
 
 const conf = (cniVersion: string | undefined, extra: Record<string, unknown> = {}) => ({ ...(cniVersion ? { cniVersion } : {}), name: 'net', type: 'fake', ...extra });
 const ENV = {
@@ -18,7 +18,7 @@ describe('runPlugin: VERSION', () => {
   it('prints every supported version and echoes the config version, without any other env', async () => {
     const r = await run(fakePlugin(), { CNI_COMMAND: 'VERSION' }, { cniVersion: '0.3.1' });
     expect(r.code).toBe(0);
-    expect(r.json).toEqual({ cniVersion: '0.3.1', supportedVersions: ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+    expect(r.json).toEqual({ cniVersion: '0.3.1', supportedVersions: SUPPORTED_VERSIONS });
   });
 
   it('answers with the latest version when stdin is empty or not JSON', async () => {

@@ -1,0 +1,80 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { importCycles, importGraph, layerViolations, sourceFiles, type ImportEdge } from '../support/import-check.ts';
+import { SOURCE_ROOTS } from '../support/import-rules.ts';
+import { ROOT } from '../support/paths.ts';
+import { Scope } from '../support/scope.ts';
+
+describe('the tree follows the import rules (test/support/import-rules.ts)', () => {
+  let edges: ImportEdge[];
+  const graph = async () => (edges ??= await importGraph(ROOT, sourceFiles(ROOT, SOURCE_ROOTS)));
+
+  it('the graph holds static and dynamic edges (so an empty graph cannot pass)', async () => {
+    const all = await graph();
+    expect(all).toContainEqual({ from: 'main.ts', to: 'lib/cni/skel.ts', dynamic: false });
+    expect(all).toContainEqual({ from: 'plugins/registry.ts', to: 'plugins/bridge/index.ts', dynamic: true });
+  });
+
+  it('no upward import', async () => {
+    expect(layerViolations(await graph())).toEqual([]);
+  });
+
+  it('no import cycle, through static or dynamic imports', async () => {
+    expect(importCycles(await graph())).toEqual([]);
+  });
+});
+
+describe('the check fails on a deliberate violation', () => {
+  const s = new Scope();
+  afterEach(() => s.dispose());
+
+  /** A tiny tree: path → source. */
+  function tree(files: Record<string, string>): string {
+    const root = s.tmpdir();
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      writeFileSync(join(root, path), text);
+    }
+    return root;
+  }
+
+  it('upward imports, static and dynamic, each named with the rule it breaks', async () => {
+    const root = tree({
+      'lib/cni/skel.ts': `import { ipBatch } from '../ip/ip.ts';\nexport const run = () => ipBatch;\n`,
+      'lib/ip/ip.ts': `export const ipBatch = 1;\n`,
+      'lib/store/load.ts': `export const load = () => import('../../plugins/bridge/index.ts');\n`,
+      'plugins/bridge/index.ts': `import { help } from '../../cli/help.ts';\nexport default help;\n`,
+      'cli/help.ts': `import { PLUGINS } from '../plugins/registry.ts';\nexport const help = PLUGINS;\n`,
+      'plugins/registry.ts': `export const PLUGINS = {};\n`,
+    });
+    const edges = await importGraph(root, sourceFiles(root, SOURCE_ROOTS));
+    expect(layerViolations(edges).sort()).toEqual([
+      'lib/cni/skel.ts → lib/ip/ip.ts (import): lib/cni (the protocol core) imports nothing from lib/ip',
+      'lib/store/load.ts → plugins/bridge/index.ts (dynamic import()): lib/ imports nothing from plugins/, ipam/ or cli/',
+      'plugins/bridge/index.ts → cli/help.ts (import): plugins/ and ipam/ import nothing from cli/',
+    ]);
+  });
+
+  it('an import cycle, also one closed by a dynamic import(), names a loop', async () => {
+    const root = tree({
+      'lib/cni/context.ts': `import { delegate } from './delegate.ts';\nexport const createContext = () => delegate;\n`,
+      'lib/cni/delegate.ts': `import { createContext } from './context.ts';\nexport const delegate = () => createContext;\n`,
+      'plugins/registry.ts': `export const load = () => import('./vxlan/index.ts');\n`,
+      'plugins/vxlan/index.ts': `export const bridge = () => import('../registry.ts');\n`,
+    });
+    const edges = await importGraph(root, sourceFiles(root, SOURCE_ROOTS));
+    expect(importCycles(edges).sort()).toEqual([
+      'import cycle: lib/cni/context.ts → lib/cni/delegate.ts (import), lib/cni/delegate.ts → lib/cni/context.ts (import)',
+      'import cycle: plugins/registry.ts → plugins/vxlan/index.ts (dynamic import()), plugins/vxlan/index.ts → plugins/registry.ts (dynamic import())',
+    ]);
+  });
+
+  it('a longer cycle is named along its loop; a file importing itself is a cycle', () => {
+    const edge = (from: string, to: string) => ({ from, to, dynamic: false });
+    expect(importCycles([edge('a.ts', 'b.ts'), edge('b.ts', 'c.ts'), edge('c.ts', 'a.ts'), edge('c.ts', 'd.ts'), edge('d.ts', 'd.ts')]).sort()).toEqual([
+      'import cycle: a.ts → b.ts (import), b.ts → c.ts (import), c.ts → a.ts (import)',
+      'import cycle: d.ts → d.ts (import)',
+    ]);
+  });
+});
