@@ -1,7 +1,8 @@
 import { containsCidr, parseCidr, type Family } from '../net/ip.ts';
 import type { Cluster } from './cluster.ts';
-import { membershipIndex, podElements, type MembershipIndex } from './membership.ts';
-import { isKnownProtocol, type Direction, type NetworkPolicy, type Pod, type PolicyRule, type Protocol } from './objects.ts';
+import { membershipIndex, membershipMatcher, type MemberPod, type MembershipIndex } from './membership.ts';
+import type { Direction, NetworkPolicy, Pod, PolicyRule } from './objects.ts';
+import { isKnownProtocol, type Protocol } from './protocol.ts';
 import {
   isolationMap,
   namedPortSet,
@@ -58,16 +59,16 @@ export function compileWithIndex(cluster: Cluster, node: string): { ruleset: Rul
     for (const p of index.peers) declare(withFamily(p.set, f), addrType(f));
     for (const np of index.namedPorts) declare(withFamily(np.set, f), `${addrType(f)} . inet_proto . inet_service`);
   }
+  const elementsOf = membershipMatcher(index);
   for (const pod of cluster.pods.values()) {
-    for (const e of podElements(index, memberPod(pod, node))) sets.get(e.set)?.elements.add(e.element);
+    for (const e of elementsOf(memberPod(pod, node))) sets.get(e.set)?.elements.add(e.element);
   }
 
   const chains: NftChain[] = [baseChain('egress'), baseChain('ingress')];
   for (const dir of DIRECTIONS) {
-    const byNamespace = new Map<string, NetworkPolicy[]>();
-    for (const p of policies) if (p.policyTypes.includes(dir)) byNamespace.set(p.namespace, [...(byNamespace.get(p.namespace) ?? []), p]);
-    for (const [ns, nsPolicies] of byNamespace) chains.push(namespaceChainOf(ns, dir, nsPolicies));
-    for (const p of policies) if (p.policyTypes.includes(dir)) chains.push(policyChainOf(p, dir));
+    const covering = policies.filter((p) => p.policyTypes.includes(dir));
+    for (const ns of new Set(covering.map((p) => p.namespace))) chains.push(namespaceChainOf(ns, dir, covering.filter((p) => p.namespace === ns)));
+    for (const p of covering) chains.push(policyChainOf(p, dir));
   }
 
   const ruleset: Ruleset = {
@@ -77,7 +78,7 @@ export function compileWithIndex(cluster: Cluster, node: string): { ruleset: Rul
   return { ruleset, index };
 }
 
-export function memberPod(pod: Pod, node: string): Parameters<typeof podElements>[1] {
+export function memberPod(pod: Pod, node: string): MemberPod {
   return { namespace: pod.namespace, labels: pod.labels, ips: pod.ips, hostNetwork: pod.hostNetwork, ports: pod.ports, local: pod.nodeName === node };
 }
 

@@ -1,6 +1,7 @@
 import { contains, formatIp, parseCidr, parseIp, type Family } from '../net/ip.ts';
 import { isSelectable, namespaceLabels, type Cluster } from './cluster.ts';
-import { isKnownProtocol, type Direction, type NetworkPolicy, type Pod, type PolicyPeer, type PolicyPort, type Protocol } from './objects.ts';
+import type { Direction, NetworkPolicy, Pod, PolicyPeer, PolicyPort } from './objects.ts';
+import { isKnownProtocol, type Protocol } from './protocol.ts';
 import { matchesSelector } from './selector.ts';
 
 /**

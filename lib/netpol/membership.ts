@@ -1,6 +1,7 @@
 import { parseIp } from '../net/ip.ts';
 import type { Cluster } from './cluster.ts';
-import { isKnownProtocol, type ContainerPort, type Direction, type LabelSelector, type Labels, type Protocol } from './objects.ts';
+import type { ContainerPort, Direction, LabelSelector, Labels } from './objects.ts';
+import { isKnownProtocol, type Protocol } from './protocol.ts';
 import { isolationMap, namedPortSet, namespaceChain, peersSet, policyId, targetsSet, withFamily, type ElementChange } from './ruleset.ts';
 import { matchesSelector } from './selector.ts';
 
@@ -15,6 +16,7 @@ import { matchesSelector } from './selector.ts';
  *   interface MemberPod                          what ADD knows of its pod (`labels` undefined = unknown)
  *   membershipIndex(cluster, node): MembershipIndex
  *   podElements(index, pod): ElementChange[]     sorted, deduplicated
+ *   membershipMatcher(index): (pod) => ElementChange[]   the same, for many pods (compile)
  *
  * A pod whose labels are unknown (no Pod object, no `args.cni.labels`) fails closed: it is put in
  * its namespace's isolation maps for every direction some policy of the namespace covers, and in no
@@ -77,42 +79,63 @@ export function membershipIndex(cluster: Cluster, node: string): MembershipIndex
 }
 
 export function podElements(index: MembershipIndex, pod: MemberPod): ElementChange[] {
-  if (pod.hostNetwork) return [];
-  const out = new Set<string>();
-  const add = (set: string, element: string) => out.add(`${set}\n${element}`);
-  const { labels } = pod;
-  const nsLabels = index.namespaces[pod.namespace] ?? { 'kubernetes.io/metadata.name': pod.namespace };
-  const ownTargets = index.targets.filter((t) => t.namespace === pod.namespace);
-  const selectedBy = labels ? ownTargets.filter((t) => matchesSelector(t.podSelector, labels)) : [];
-  const isolatedFor = (dir: Direction) => (labels ? selectedBy : ownTargets).some((t) => t.isolates.includes(dir));
-  const peerSets = labels
-    ? index.peers.filter(
-        (p) =>
-          (p.namespaceSelector ? matchesSelector(p.namespaceSelector, nsLabels) : p.namespace === pod.namespace) &&
-          (!p.podSelector || matchesSelector(p.podSelector, labels)),
-      )
-    : [];
-  for (const text of pod.ips) {
-    const ip = parseIp(text);
-    if (!ip) continue;
-    const f = ip.family;
-    if (pod.local) {
-      for (const dir of ['ingress', 'egress'] as const) {
-        if (isolatedFor(dir)) add(isolationMap(dir, f), `${text} : jump ${namespaceChain(pod.namespace, dir)}`);
-      }
-      for (const t of selectedBy) add(withFamily(t.set, f), text);
+  return membershipMatcher(index)(pod);
+}
+
+/**
+ * podElements for many pods: the per-namespace work (which policies' targets, which peers'
+ * namespace part holds) is done once per namespace, so a pod costs only its own selector checks.
+ */
+export function membershipMatcher(index: MembershipIndex): (pod: MemberPod) => ElementChange[] {
+  const targetsByNs = groupBy(index.targets, (t) => t.namespace);
+  const namedByPort = groupBy(index.namedPorts, (np) => `${np.port}/${np.protocol}`);
+  const peersByNs = new Map<string, MembershipIndex['peers'][number][]>();
+  const peersOf = (ns: string) => {
+    let peers = peersByNs.get(ns);
+    if (!peers) {
+      const labels = index.namespaces[ns] ?? { 'kubernetes.io/metadata.name': ns };
+      peers = index.peers.filter((p) => (p.namespaceSelector ? matchesSelector(p.namespaceSelector, labels) : p.namespace === ns));
+      peersByNs.set(ns, peers);
     }
-    for (const p of peerSets) add(withFamily(p.set, f), text);
-    for (const np of index.namedPorts) {
+    return peers;
+  };
+  return (pod) => {
+    if (pod.hostNetwork) return [];
+    const { labels } = pod;
+    const ownTargets = targetsByNs.get(pod.namespace) ?? [];
+    const selectedBy = labels ? ownTargets.filter((t) => matchesSelector(t.podSelector, labels)) : [];
+    const isolatedFor = (dir: Direction) => (labels ? selectedBy : ownTargets).some((t) => t.isolates.includes(dir));
+    const peerSets = labels ? peersOf(pod.namespace).filter((p) => !p.podSelector || matchesSelector(p.podSelector, labels)) : [];
+    const out = new Map<string, ElementChange>();
+    const add = (set: string, element: string) => out.set(`${set} ${element}`, { set, element });
+    for (const text of pod.ips) {
+      const ip = parseIp(text);
+      if (!ip) continue;
+      const f = ip.family;
+      if (pod.local) {
+        for (const dir of ['ingress', 'egress'] as const) {
+          if (isolatedFor(dir)) add(isolationMap(dir, f), `${text} : jump ${namespaceChain(pod.namespace, dir)}`);
+        }
+        for (const t of selectedBy) add(withFamily(t.set, f), text);
+      }
+      for (const p of peerSets) add(withFamily(p.set, f), text);
       for (const cp of pod.ports) {
-        if (cp.name === np.port && cp.protocol === np.protocol) add(withFamily(np.set, f), `${text} . ${np.protocol.toLowerCase()} . ${cp.port}`);
+        for (const np of cp.name ? (namedByPort.get(`${cp.name}/${cp.protocol}`) ?? []) : []) add(withFamily(np.set, f), `${text} . ${np.protocol.toLowerCase()} . ${cp.port}`);
       }
     }
+    return [...out.values()].sort((a, b) => cmp(a.set, b.set) || cmp(a.element, b.element));
+  };
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
   }
-  return [...out].sort().map((line) => {
-    const [set, element] = line.split('\n') as [string, string];
-    return { set, element };
-  });
+  return out;
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { issueMessage } from '../cni/conf.ts';
 import { lazy } from '../cni/lazy.ts';
+import { isKnownProtocol, type Protocol } from './protocol.ts';
 import { containsCidr, formatCidr, formatIp, network, parseCidr, parseIp, type Cidr, type Family } from '../net/ip.ts';
 
 /**
@@ -11,7 +12,7 @@ import { containsCidr, formatCidr, formatIp, network, parseCidr, parseIp, type C
  *   validateObject(raw): ObjectVerdict      one manifest in, `{ok, object, warnings}` or `{ok:false, reason}`
  *   types Namespace, Pod, NetworkPolicy, ClusterObject, LabelSelector, Labels, PolicyRule, PolicyPeer,
  *         PolicyPort, ContainerPort, Protocol, Direction
- *   isKnownProtocol(p)                      TCP, UDP or SCTP (anything else is kept but allows nothing)
+ *   isKnownProtocol(p), Protocol            re-exported from protocol.ts
  *
  * Every name or string of an accepted object that later reaches nft text is from a safe alphabet by
  * construction: namespaces are DNS labels, names DNS subdomains, port names IANA_SVC_NAMEs, addresses
@@ -19,7 +20,8 @@ import { containsCidr, formatCidr, formatIp, network, parseCidr, parseIp, type C
  */
 
 export type Labels = Readonly<Record<string, string>>;
-export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+export type { Protocol };
+export { isKnownProtocol };
 export type Direction = 'ingress' | 'egress';
 export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
 
@@ -90,8 +92,6 @@ export interface NetworkPolicy {
 export type ClusterObject = Namespace | Pod | NetworkPolicy;
 
 export type ObjectVerdict = { ok: true; object: ClusterObject; warnings: string[] } | { ok: false; reason: string };
-
-export const isKnownProtocol = (p: string): p is Protocol => p === 'TCP' || p === 'UDP' || p === 'SCTP';
 
 /** Size guards: a hostile object is refused instead of blowing up sets and rule counts. */
 export const LIMITS = { labels: 64, expressions: 64, values: 64, rules: 128, peers: 128, ports: 128, except: 64, containers: 64, containerPorts: 256 } as const;
@@ -353,8 +353,8 @@ export function validateObject(raw: unknown): ObjectVerdict {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, reason: 'object: not a JSON object' };
   const obj = raw as Record<string, unknown>;
   const who = describe(obj);
-  const kind = KINDS[obj.kind as keyof typeof KINDS] as (typeof KINDS)[keyof typeof KINDS] | undefined;
-  if (!kind || !Object.hasOwn(KINDS, obj.kind as string)) return { ok: false, reason: `${who}: kind ${show(obj.kind)} is not Namespace, Pod or NetworkPolicy` };
+  if (typeof obj.kind !== 'string' || !Object.hasOwn(KINDS, obj.kind)) return { ok: false, reason: `${who}: kind ${show(obj.kind)} is not Namespace, Pod or NetworkPolicy` };
+  const kind = KINDS[obj.kind as keyof typeof KINDS];
   if (obj.apiVersion !== kind.apiVersion) return { ok: false, reason: `${who}: apiVersion ${show(obj.apiVersion)} is not ${kind.apiVersion}` };
   const parsed = z.safeParse(kind.shape(), raw);
   if (!parsed.success) {

@@ -7,8 +7,8 @@ import { checkElement, checkName, TABLE, type Match, type NftChain, type NftSet,
  * Public surface:
  *   renderRuleset(rs): string       the whole table as one `nft -f` transaction that replaces it
  *   renderRule(rule): string        one rule's text (as in `add rule inet tscni_policy CHAIN <text>`)
- *   renderSetDecl(set): string      `type …;` (plus `flags interval;` never: pod sets hold addresses)
- *   renderChainDecl(chain): string  `type filter hook forward priority …; policy accept;` / `comment "…";` / ``
+ *   renderSetDecl(set): string      `type ipv4_addr;`, `type ipv4_addr : verdict;` (sets hold addresses, no intervals)
+ *   renderChainDecl(chain): string  a base chain's `type filter hook …`, else its `comment "…";`, else ''
  *
  * Every name passes checkName and every comment nftComment; addresses and CIDRs are canonical text
  * from validated objects, protocols and port numbers are from closed sets.

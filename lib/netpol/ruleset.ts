@@ -1,6 +1,7 @@
 import { digestHex } from '../digest.ts';
 import type { Family } from '../net/ip.ts';
-import type { Direction, Protocol } from './objects.ts';
+import type { Direction } from './objects.ts';
+import type { Protocol } from './protocol.ts';
 
 /**
  * The desired state of table `inet tscni_policy` as data: what compile produces, render prints,

@@ -9,8 +9,8 @@ import type { LabelSelector, Labels } from './objects.ts';
  *   matchesSelector(selector, labels): boolean
  */
 export function matchesSelector(selector: LabelSelector, labels: Labels): boolean {
-  for (const [key, value] of Object.entries(selector.matchLabels)) {
-    if (!Object.hasOwn(labels, key) || labels[key] !== value) return false;
+  for (const key in selector.matchLabels) {
+    if (!Object.hasOwn(labels, key) || labels[key] !== selector.matchLabels[key]) return false;
   }
   for (const { key, operator, values } of selector.matchExpressions) {
     const has = Object.hasOwn(labels, key);
