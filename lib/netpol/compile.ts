@@ -4,6 +4,7 @@ import { membershipIndex, membershipMatcher, type MemberPod, type MembershipInde
 import type { Direction, NetworkPolicy, Pod, PolicyRule } from './objects.ts';
 import { isKnownProtocol, type Protocol } from './protocol.ts';
 import {
+  elementKey,
   isolationMap,
   namedPortSet,
   namespaceChain,
@@ -51,8 +52,8 @@ export function compileWithIndex(cluster: Cluster, node: string): { ruleset: Rul
   const index = membershipIndex(cluster, node);
   const policies = [...cluster.policies.values()].sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name));
 
-  const sets = new Map<string, { type: SetType; map: boolean; elements: Set<string> }>();
-  const declare = (name: string, type: SetType, map = false) => sets.set(name, { type, map, elements: new Set() });
+  const sets = new Map<string, { type: SetType; map: boolean; elements: Map<string, string> }>();
+  const declare = (name: string, type: SetType, map = false) => sets.set(name, { type, map, elements: new Map() });
   for (const f of FAMILIES) {
     for (const dir of DIRECTIONS) declare(isolationMap(dir, f), addrType(f), true);
     for (const t of index.targets) declare(withFamily(t.set, f), addrType(f));
@@ -61,7 +62,7 @@ export function compileWithIndex(cluster: Cluster, node: string): { ruleset: Rul
   }
   const elementsOf = membershipMatcher(index);
   for (const pod of cluster.pods.values()) {
-    for (const e of elementsOf(memberPod(pod, node))) sets.get(e.set)?.elements.add(e.element);
+    for (const e of elementsOf(memberPod(pod, node))) addElement(sets.get(e.set), e.element);
   }
 
   const chains: NftChain[] = [baseChain('egress'), baseChain('ingress')];
@@ -72,7 +73,7 @@ export function compileWithIndex(cluster: Cluster, node: string): { ruleset: Rul
   }
 
   const ruleset: Ruleset = {
-    sets: [...sets].map(([name, s]): NftSet => ({ name, type: s.type, map: s.map, elements: [...s.elements].sort() })).sort((a, b) => cmp(a.name, b.name)),
+    sets: [...sets].map(([name, s]): NftSet => ({ name, type: s.type, map: s.map, elements: [...s.elements.values()].sort() })).sort((a, b) => cmp(a.name, b.name)),
     chains: [...chains.slice(0, 2), ...chains.slice(2).sort((a, b) => cmp(a.name, b.name))],
   };
   return { ruleset, index };
@@ -80,6 +81,18 @@ export function compileWithIndex(cluster: Cluster, node: string): { ruleset: Rul
 
 export function memberPod(pod: Pod, node: string): MemberPod {
   return { namespace: pod.namespace, labels: pod.labels, ips: pod.ips, hostNetwork: pod.hostNetwork, ports: pod.ports, local: pod.nodeName === node };
+}
+
+/**
+ * Two pods claiming one address (a stale object beside the pod that now has it) must not make the
+ * transaction fail with conflicting map elements, nor let either namespace's policies decide for
+ * the other: the address's isolation verdict becomes `drop` until the objects agree again.
+ */
+function addElement(set: { map: boolean; elements: Map<string, string> } | undefined, element: string): void {
+  if (!set) return;
+  const key = elementKey(element);
+  const existing = set.elements.get(key);
+  set.elements.set(key, set.map && existing !== undefined && existing !== element ? `${key} : drop` : element);
 }
 
 const FAMILIES: readonly Family[] = [4, 6];

@@ -70,7 +70,7 @@ export interface NftSet {
   /** The key type; with `map` the values are verdicts. */
   readonly type: SetType;
   readonly map: boolean;
-  /** Sorted element texts: `10.0.0.1`, `10.0.0.1 . tcp . 80`, `10.0.0.1 : jump ns-x-ingress`. */
+  /** Sorted element texts: `10.0.0.1`, `10.0.0.1 . tcp . 80`, `10.0.0.1 : jump ns-x-ingress` (or `: drop`). */
   readonly elements: readonly string[];
 }
 
@@ -109,7 +109,7 @@ export const elementKey = (element: string): string => {
   return colon < 0 ? element : element.slice(0, colon);
 };
 
-const ELEMENT = /^[0-9a-f.:]{2,39}( \. (tcp|udp|sctp) \. [0-9]{1,5}| : jump [a-z][a-z0-9.-]{0,250})?$/;
+const ELEMENT = /^[0-9a-f.:]{2,39}( \. (tcp|udp|sctp) \. [0-9]{1,5}| : jump [a-z][a-z0-9.-]{0,250}| : drop)?$/;
 
 /** Elements reach nft text too (and may come from an index file): only address elements pass. */
 export function checkElement(element: string): string {

@@ -258,5 +258,11 @@ describe('compile + render', () => {
     expect(elementsOf(rs, `pol-${p}-targets-v4`)).toEqual(['10.0.1.1']);
     expect(elementsOf(rs, `pol-${p}-ingress-0-peers-v4`)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.2.1']);
   });
-});
 
+  it('two pods claiming one address: its isolation verdict is drop, and the table still renders', () => {
+    const stale = { apiVersion: 'v1', kind: 'Pod', metadata: { namespace: 'y', name: 'stale', labels: { pod: 'a' } }, spec: { nodeName: 'n1' }, status: { podIPs: [{ ip: '10.0.1.1' }] } };
+    const rs = rulesetOf(['x/a'], [policy('x', 'p', { podSelector: {}, policyTypes: ['Ingress'] }), policy('y', 'q', { podSelector: {}, policyTypes: ['Ingress'] })], { extra: [stale] });
+    expect(elementsOf(rs, 'ingress-ns-v4')).toEqual(['10.0.1.1 : drop']);
+    expect(renderRuleset(rs)).toContain('elements = { 10.0.1.1 : drop }');
+  });
+});

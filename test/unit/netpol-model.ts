@@ -146,7 +146,11 @@ function judgePacket(sets: Map<string, Map<string, string>>, chains: Map<string,
       if (v.kind === 'accept' || v.kind === 'drop') return v.kind;
       let target: string | undefined;
       if (v.kind === 'jump') target = v.chain;
-      else if (addr(v.dir).family === v.family) target = sets.get(v.map)!.get(text(v.dir))?.replace(/^jump /, '');
+      else if (addr(v.dir).family === v.family) {
+        const value = sets.get(v.map)!.get(text(v.dir));
+        if (value === 'drop') return 'drop';
+        target = value?.replace(/^jump /, '');
+      }
       if (target === undefined) continue;
       const r = run(target);
       if (r !== 'continue') return r;
