@@ -82,21 +82,21 @@ function checkConditions(list: readonly string[] | null | undefined, key: string
 }
 
 /**
- * Everything portmap checks in its config alone, whatever the runtime passes (mappings, addresses):
+ * Everything portmap checks in its config, runtimeConfig's mappings included (empty: touch nothing):
  * code 7 before anything is touched, on every ADD, with or without mappings (as the reference).
  */
-export function parsePortmap(raw: unknown): { conf: PortmapConf; dir: string } {
+export function parsePortmap(raw: unknown): { conf: PortmapConf; dir: string; mappings: Mapping[] } {
   const conf = parseConf(PortmapConf(), raw);
   const dir = forwardingDir(conf);
   if (conf.markMasqBit !== undefined && conf.externalSetMarkChain) throw invalidConfig('cannot specify externalSetMarkChain and markMasqBit');
   if (conf.externalSetMarkChain !== undefined && !CHAIN_NAME.test(conf.externalSetMarkChain)) throw invalidConfig(`invalid externalSetMarkChain ${JSON.stringify(conf.externalSetMarkChain)}`);
   checkConditions(conf.conditionsV4, 'conditionsV4');
   checkConditions(conf.conditionsV6, 'conditionsV6');
-  return { conf, dir };
+  return { conf, dir, mappings: parseMappings(conf) };
 }
 
-/** The mappings from runtimeConfig, normalised and checked: empty means "touch nothing". */
-export function parseMappings(conf: PortmapConf): Mapping[] {
+/** The mappings from runtimeConfig, normalised and checked. */
+function parseMappings(conf: PortmapConf): Mapping[] {
   const seen = new Set<string>();
   return (conf.runtimeConfig?.portMappings ?? []).map((m, i) => {
     const protocol = (m.protocol || 'tcp').toLowerCase() as Protocol;
@@ -114,7 +114,7 @@ export function parseMappings(conf: PortmapConf): Mapping[] {
   });
 }
 
-/** What to forward, from a config `parsePortmap` accepted and the runtime's addresses and mappings. */
+/** What to forward, from what `parsePortmap` accepted and the container's addresses in prevResult. */
 export function resolvePortmap(conf: PortmapConf, prev: Result, mappings: Mapping[]): Portmap {
   const bit = conf.markMasqBit ?? 13;
   const mark = `0x${(2 ** bit).toString(16)}`;

@@ -26,6 +26,7 @@ describe('doctor and ADD refuse the same configs', () => {
       { type: 'loopback', conf: { args: 'x' }, msg: 'invalid network config at args: expected record, got string' },
       { type: 'portmap', conf: { markMasqBit: 3, externalSetMarkChain: 'KUBE-MARK-MASQ', dataDir }, msg: 'cannot specify externalSetMarkChain and markMasqBit' },
       { type: 'portmap', conf: { conditionsV4: ['-m comment --comment "x"'], dataDir }, msg: 'invalid conditionsV4 entry' },
+      { type: 'portmap', conf: { runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'icmp' }] }, dataDir }, msg: 'invalid protocol "icmp" in portMappings[0]' },
       { type: 'firewall', conf: { backend: 'firewalld' }, msg: 'the firewalld backend is not supported' },
       { type: 'tuning', conf: { sysctl: { 'kernel.panic': '1' }, dataDir }, msg: 'invalid net sysctl key: "kernel.panic"' },
       { type: 'bandwidth', conf: { ingressRate: 1000 }, msg: 'if ingressRate is set, ingressBurst must also be set' },
