@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { pluginNames } from '../plugins/registry.ts';
+import { loadPlugin, pluginNames } from '../plugins/registry.ts';
 import { fileIdentity, findInPath } from '../lib/cni/delegate.ts';
 import { toCniError } from '../lib/cni/errors.ts';
+import type { Plugin } from '../lib/cni/plugin.ts';
 import { isSupported } from '../lib/cni/versions.ts';
 import type { Exec } from '../lib/exec.ts';
 import { ipJson } from '../lib/ip/ip.ts';
@@ -11,7 +12,6 @@ import { iptablesSave, type SavedTable } from '../lib/netfilter/iptables.ts';
 import { FAMILIES, findTaggedRules, sweepCommands } from './tagged-rules.ts';
 import { cacheDirFor, DEFAULT_CACHE_DIR, listCachedAttachments, type CachedAttachment } from './cache.ts';
 import { defineCommand, EXIT } from './command.ts';
-import { delegatedIpam, loadConfParsers, type ConfParser } from './conf-parsers.ts';
 import { scanConfDir, type ConfList } from './conflist.ts';
 import { findLeaks } from './ipam-command.ts';
 import { confDirFor, DEFAULT_CNI_PATH, DEFAULT_CONF_DIR } from './network-command.ts';
@@ -76,10 +76,10 @@ export function checkPluginLinks(dirs: readonly string[], ours: readonly string[
   return out;
 }
 
-/** A config's problem as its plugin reports it: the key path, then every issue. */
-function confProblem(parse: ConfParser, conf: Record<string, unknown>): string | undefined {
+/** A config's problem as its plugin's `validate` (what its ADD refuses) reports it: the key path, then every issue. */
+function confProblem(plugin: Plugin, conf: Record<string, unknown>): string | undefined {
   try {
-    parse(conf);
+    plugin.validate(conf);
     return undefined;
   } catch (err) {
     const e = toCniError(err);
@@ -87,20 +87,35 @@ function confProblem(parse: ConfParser, conf: Record<string, unknown>): string |
   }
 }
 
-/** The plugin types (and their IPAM types) the configs use: which config parsers doctor needs. */
-export const usedTypes = (lists: readonly ConfList[]): string[] =>
-  lists.flatMap((l) =>
-    l.plugins.flatMap((p) => {
-      const ipam = delegatedIpam(p);
-      return ipam ? [String(p.type), ipam] : [String(p.type)];
-    }),
-  );
+/** The IPAM plugin a plugin config hands its `ipam` section to, unless the plugin (`impl`, when ours) builds its IPAM config itself. */
+export function delegatedIpam(plugin: Record<string, unknown>, impl: Plugin | undefined): string | undefined {
+  const ipam = plugin.ipam;
+  if (impl?.buildsOwnIpam || typeof ipam !== 'object' || ipam === null) return undefined;
+  const type = (ipam as { type?: unknown }).type;
+  return typeof type === 'string' && type ? type : undefined;
+}
+
+/** Our plugins that the configs use, and the IPAM plugins those configs delegate to, by type, from the registry. */
+export async function loadUsedPlugins(lists: readonly Pick<ConfList, 'plugins'>[]): Promise<Map<string, Plugin>> {
+  const ours = new Set(pluginNames());
+  const used = new Map<string, Plugin>();
+  const load = async (types: readonly string[]) => {
+    for (const type of new Set(types)) {
+      const plugin = ours.has(type) && !used.has(type) ? await loadPlugin(type) : undefined;
+      if (plugin) used.set(type, plugin);
+    }
+  };
+  const confs = lists.flatMap((l) => l.plugins);
+  await load(confs.map((p) => String(p.type)));
+  await load(confs.flatMap((p) => delegatedIpam(p, used.get(String(p.type))) ?? []));
+  return used;
+}
 
 /**
  * Every config file: parses, a valid name and version, plugins found, and ours (and the IPAM
- * inside them) accept their config, checked by each plugin's own parser (`parsers`, by type).
+ * inside them) accept their config, checked by each plugin's own `validate` (`plugins`, by type).
  */
-export function checkConfigs(scanned: ReturnType<typeof scanConfDir>, find: (type: string) => string | undefined, ours: readonly string[], self: string, pluginDir: string, parsers: ReadonlyMap<string, ConfParser>): Finding[] {
+export function checkConfigs(scanned: ReturnType<typeof scanConfDir>, find: (type: string) => string | undefined, ours: readonly string[], self: string, pluginDir: string, plugins: ReadonlyMap<string, Plugin>): Finding[] {
   const out: Finding[] = [];
   const seen = new Map<string, string>();
   for (const { file, list, error } of scanned) {
@@ -123,12 +138,12 @@ export function checkConfigs(scanned: ReturnType<typeof scanConfDir>, find: (typ
         if (ours.includes(type)) fixes.push(`ln -f ${self} ${join(pluginDir, type)}`);
       }
       const conf = { ...plugin, name: list.name, cniVersion: list.cniVersion };
-      const parse = parsers.get(type);
-      const problem = parse && confProblem(parse, conf);
+      const impl = plugins.get(type);
+      const problem = impl && confProblem(impl, conf);
       if (problem) problems.push(`plugin ${i} (${type}): ${problem}`);
-      const ipamType = delegatedIpam(plugin);
-      const parseIpam = ipamType === undefined ? undefined : parsers.get(ipamType);
-      const ipamProblem = parseIpam && confProblem(parseIpam, conf);
+      const ipamType = delegatedIpam(plugin, impl);
+      const ipamImpl = ipamType === undefined ? undefined : plugins.get(ipamType);
+      const ipamProblem = ipamImpl && confProblem(ipamImpl, conf);
       if (ipamProblem) problems.push(`plugin ${i} (${type}) ipam (${ipamType}): ${ipamProblem}`);
     });
     const shadowed = seen.get(list.name);
@@ -245,8 +260,8 @@ export default defineCommand({
     const cached = listCachedAttachments(cacheDir);
     const reservations = listReservations(dataDir);
 
-    const parsers = await loadConfParsers(usedTypes(lists));
-    const findings: Finding[] = [...checkPluginLinks(dirs, ours, self, find), ...checkConfigs(scanned, find, ours, self, dirs[0] ?? DEFAULT_CNI_PATH, parsers)];
+    const plugins = await loadUsedPlugins(lists);
+    const findings: Finding[] = [...checkPluginLinks(dirs, ours, self, find), ...checkConfigs(scanned, find, ours, self, dirs[0] ?? DEFAULT_CNI_PATH, plugins)];
     for (const want of bridgeExpectations(lists)) {
       findings.push(...checkBridge(want, await observeLink(ctx.exec, want.bridge), reservations.filter((r) => r.network === want.network).length));
     }

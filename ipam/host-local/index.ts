@@ -36,6 +36,7 @@ function reserveInSet(store: ReservationStore, owner: Owner, set: RangeSet, inde
 export default definePlugin({
   name: 'host-local',
   summary: 'hands out addresses from ranges and remembers them on disk',
+  validate: (conf) => void parseHostLocalConf(conf, undefined),
 
   async add(ctx) {
     const conf = parse(ctx);

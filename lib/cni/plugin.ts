@@ -37,6 +37,17 @@ export interface PluginContext {
 export interface Plugin {
   readonly name: string;
   readonly summary: string;
+  /**
+   * Refuses what ADD refuses in a config alone (CniError 7 naming the key), leaving out what only
+   * the runtime supplies: CNI_ARGS, prevResult, the interface name. ADD runs the same resolver first,
+   * so `tscni doctor` (which calls this) and ADD cannot disagree about a config.
+   */
+  validate(conf: Record<string, unknown>): void;
+  /**
+   * The config's `ipam` is only a part of an IPAM config the plugin writes itself (vxlan), not one
+   * it hands to the IPAM plugin as it is: a checker must not validate it as that plugin's config.
+   */
+  readonly buildsOwnIpam?: true;
   add(ctx: PluginContext): Promise<Result>;
   del(ctx: PluginContext): Promise<void>;
   check(ctx: PluginContext): Promise<void>;

@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { parseConf } from '../../lib/cni/conf.ts';
 import { invalidConfig } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 
@@ -35,6 +36,12 @@ export function resolveLimits(conf: BandwidthConf): Limits {
   const ingress = bucket('ingress', e.ingressRate ?? 0, e.ingressBurst ?? 0);
   const egress = bucket('egress', e.egressRate ?? 0, e.egressBurst ?? 0);
   return { ...(ingress ? { ingress } : {}), ...(egress ? { egress } : {}) };
+}
+
+/** The config and its limits, every value checked: code 7 before anything is touched. */
+export function parseBandwidth(raw: unknown): { conf: BandwidthConf; limits: Limits } {
+  const conf = parseConf(BandwidthConf(), raw);
+  return { conf, limits: resolveLimits(conf) };
 }
 
 function bucket(dir: string, rate: number, burst: number): Bucket | undefined {

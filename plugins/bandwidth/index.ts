@@ -6,7 +6,7 @@ import type { Result } from '../../lib/cni/result.ts';
 import type { Exec } from '../../lib/exec.ts';
 import { ipBatch, ipJson, parseIpJson } from '../../lib/ip/ip.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
-import { BandwidthConf, resolveLimits, type Bucket } from './conf.ts';
+import { BandwidthConf, parseBandwidth, type Bucket } from './conf.ts';
 import { ifbAlias, ifbName, planAdd, planDel } from './plan.ts';
 import { observeQdiscs, tcBatch, type Qdisc } from './tc.ts';
 
@@ -46,10 +46,10 @@ function tbfMatches(qdiscs: Qdisc[] | undefined, b: Bucket): string | undefined 
 export default definePlugin({
   name: 'bandwidth',
   summary: 'limits a container’s ingress and egress rate with tbf (egress through an ifb device)',
+  validate: (conf) => void parseBandwidth(conf),
 
   async add(ctx) {
-    const conf = parseConf(BandwidthConf(), ctx.conf);
-    const limits = resolveLimits(conf);
+    const { conf, limits } = parseBandwidth(ctx.conf);
     const prev = ctx.prevResult;
     if (!prev) throw new CniError(ErrorCode.invalidConfig, 'must be called as chained plugin', 'bandwidth needs a prevResult');
     if (!limits.ingress && !limits.egress) return prev;
@@ -76,8 +76,7 @@ export default definePlugin({
   },
 
   async check(ctx) {
-    const conf = parseConf(BandwidthConf(), ctx.conf);
-    const limits = resolveLimits(conf);
+    const { conf, limits } = parseBandwidth(ctx.conf);
     if (!ctx.prevResult) throw new CniError(ErrorCode.invalidConfig, 'must be called as chained plugin', 'bandwidth needs a prevResult');
     if (!limits.ingress && !limits.egress) return;
     const veth = requireVeth(await findHostVeth(ctx, ctx.prevResult));

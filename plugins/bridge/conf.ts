@@ -107,12 +107,14 @@ export function resolveBridge(conf: BridgeConf, cniArgMac: string | undefined): 
   const mac =
     checkMac(conf.runtimeConfig?.mac, 'runtimeConfig.mac') ?? checkMac(conf.args?.cni?.mac, 'args.cni.mac') ?? checkMac(cniArgMac, 'CNI_ARGS MAC');
   const isDefaultGateway = conf.isDefaultGateway ?? false;
+  const isGateway = isDefaultGateway || (conf.isGateway ?? false);
+  if (vlan > 0 && isGateway) throw invalidConfig('vlan together with isGateway is not supported', 'the gateway would need a VLAN interface on the bridge');
   const dns = conf.dns ?? undefined;
   const dnsSet = dns && Object.values(dns).some((v) => v !== undefined && v !== null && v !== '');
   return {
     network: conf.name,
     bridge,
-    isGateway: isDefaultGateway || (conf.isGateway ?? false),
+    isGateway,
     isDefaultGateway,
     forceAddress: conf.forceAddress ?? false,
     ipMasq: conf.ipMasq ?? false,

@@ -82,11 +82,11 @@ function trySysctl(path: string, value: string): void {
 export default definePlugin({
   name: 'bridge',
   summary: 'connects containers to a Linux bridge with veth pairs (IPv4/IPv6, gateway, masquerade, VLANs)',
+  validate: (conf) => void resolveBridge(parseConf(BridgeConf(), conf), undefined),
 
   async add(ctx) {
     const br = parseBridge(ctx);
     requireNetns(ctx.netns);
-    if (br.vlan > 0 && br.isGateway) throw new CniError(ErrorCode.invalidConfig, 'vlan together with isGateway is not supported', 'the gateway would need a VLAN interface on the bridge');
     await using undo = ctx.undo();
 
     let ipamResult: Result | undefined;

@@ -1,4 +1,6 @@
 import * as z from 'zod/mini';
+import { parseConf } from '../../lib/cni/conf.ts';
+import { invalidConfig } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 import { CHAIN_NAME } from '../../lib/netfilter/iptables.ts';
 
@@ -14,3 +16,10 @@ export const FirewallConf = lazy(() =>
   }),
 );
 export type FirewallConf = z.infer<ReturnType<typeof FirewallConf>>;
+
+/** The config of any verb, with what we refuse beyond the schema: code 7 before anything is touched. */
+export function parseFirewall(raw: unknown): FirewallConf {
+  const conf = parseConf(FirewallConf(), raw);
+  if (conf.backend === 'firewalld') throw invalidConfig('the firewalld backend is not supported', 'use "backend": "iptables"');
+  return conf;
+}

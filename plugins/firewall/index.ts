@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { parseConf } from '../../lib/cni/conf.ts';
 import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
@@ -7,17 +6,11 @@ import { formatIp, parseCidr, type Family } from '../../lib/net/ip.ts';
 import { familiesOf, iptablesSave } from '../../lib/netfilter/iptables.ts';
 import { attachmentHash } from '../../lib/digest.ts';
 import { hasRule, reconcileTable } from '../../lib/netfilter/reconcile.ts';
-import { FirewallConf } from './conf.ts';
+import { parseFirewall, type FirewallConf } from './conf.ts';
 import { attachmentRules, DEFAULT_ADMIN_CHAIN, firewallTag, FORWARD_CHAIN, planFirewallAdd, planFirewallDel, planIsolationGc, type FirewallPlan } from './plan.ts';
 
 const BRIDGE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const FAMILIES: readonly Family[] = [4, 6];
-
-function parse(ctx: PluginContext): FirewallConf {
-  const conf = parseConf(FirewallConf(), ctx.conf);
-  if (conf.backend === 'firewalld') throw invalidConfig('the firewalld backend is not supported', 'use "backend": "iptables"');
-  return conf;
-}
 
 function requirePrev(ctx: PluginContext): Result {
   if (!ctx.prevResult) throw new CniError(ErrorCode.invalidConfig, 'missing prevResult from earlier plugin', 'firewall runs chained after a plugin that assigns addresses');
@@ -51,9 +44,10 @@ async function remove(ctx: PluginContext, net: string, doomed: (hash: string) =>
 export default definePlugin({
   name: 'firewall',
   summary: 'lets a container’s traffic through the host FORWARD chain (iptables, CNI-FORWARD / CNI-ADMIN)',
+  validate: (conf) => void parseFirewall(conf),
 
   async add(ctx) {
-    const conf = parse(ctx);
+    const conf = parseFirewall(ctx.conf);
     const prev = requirePrev(ctx);
     const todo = plans(ctx, conf, prev);
     await using undo = ctx.undo();
@@ -67,7 +61,7 @@ export default definePlugin({
   },
 
   async del(ctx) {
-    const conf = parse(ctx);
+    const conf = parseFirewall(ctx.conf);
     const mine = attachmentHash(conf.name, ctx.containerId);
     // Rules are found by their tag: a prevResult only narrows which families to read.
     const families = familiesOf(ctx.prevResult?.ips);
@@ -75,7 +69,7 @@ export default definePlugin({
   },
 
   async check(ctx) {
-    const conf = parse(ctx);
+    const conf = parseFirewall(ctx.conf);
     for (const plan of plans(ctx, conf, requirePrev(ctx))) {
       const t = await iptablesSave(ctx.exec, plan.family, 'filter');
       const missing = [
@@ -87,7 +81,7 @@ export default definePlugin({
   },
 
   async gc(ctx) {
-    const conf = parse(ctx);
+    const conf = parseFirewall(ctx.conf);
     const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((a) => attachmentHash(conf.name, a.containerID)));
     await remove(ctx, conf.name, (h) => !valid.has(h), FAMILIES);
     const bridgeExists = (name: string) => !BRIDGE_NAME.test(name) || existsSync(`/sys/class/net/${name}`);

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import { readNetConf } from '../../lib/cni/netconf.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { ipBatch, parseIpJson } from '../../lib/ip/ip.ts';
@@ -24,6 +25,8 @@ export function toResult(lo: IpLink | undefined, netns: string): Result {
 export default definePlugin({
   name: 'loopback',
   summary: 'brings up the loopback interface of a container',
+  // Loopback reads only the common fields, which the core checks (readNetConf) before every verb.
+  validate: (conf) => void readNetConf(conf),
 
   async add(ctx) {
     requireNetns(ctx.netns);

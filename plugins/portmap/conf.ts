@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { stateDirOf } from '../../lib/cni/conf.ts';
+import { parseConf, stateDirOf } from '../../lib/cni/conf.ts';
 import { invalidConfig } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 import { optBoolean, optString, string } from '../../lib/cni/schemas.ts';
@@ -74,15 +74,28 @@ export interface Portmap {
 
 const UNSAFE_CONDITION = /[\x00-\x1f\x7f"'\\;#]/;
 
-function conditions(list: readonly string[] | null | undefined, key: string): string[] {
+function checkConditions(list: readonly string[] | null | undefined, key: string): void {
   for (const c of list ?? []) {
     if (c === '' || UNSAFE_CONDITION.test(c)) throw invalidConfig(`invalid ${key} entry ${JSON.stringify(c)}`, 'quotes, backslashes, ";", "#" and control characters are not allowed');
   }
-  return [...(list ?? [])];
 }
 
-/** The mappings from runtimeConfig, normalised and checked: empty means "touch nothing". */
-export function parseMappings(conf: PortmapConf): Mapping[] {
+/**
+ * Everything portmap checks in its config, runtimeConfig's mappings included (empty: touch nothing):
+ * code 7 before anything is touched, on every ADD, with or without mappings (as the reference).
+ */
+export function parsePortmap(raw: unknown): { conf: PortmapConf; dir: string; mappings: Mapping[] } {
+  const conf = parseConf(PortmapConf(), raw);
+  const dir = forwardingDir(conf);
+  if (conf.markMasqBit !== undefined && conf.externalSetMarkChain) throw invalidConfig('cannot specify externalSetMarkChain and markMasqBit');
+  if (conf.externalSetMarkChain !== undefined && !CHAIN_NAME.test(conf.externalSetMarkChain)) throw invalidConfig(`invalid externalSetMarkChain ${JSON.stringify(conf.externalSetMarkChain)}`);
+  checkConditions(conf.conditionsV4, 'conditionsV4');
+  checkConditions(conf.conditionsV6, 'conditionsV6');
+  return { conf, dir, mappings: parseMappings(conf) };
+}
+
+/** The mappings from runtimeConfig, normalised and checked. */
+function parseMappings(conf: PortmapConf): Mapping[] {
   const seen = new Set<string>();
   return (conf.runtimeConfig?.portMappings ?? []).map((m, i) => {
     const protocol = (m.protocol || 'tcp').toLowerCase() as Protocol;
@@ -100,9 +113,8 @@ export function parseMappings(conf: PortmapConf): Mapping[] {
   });
 }
 
+/** What to forward, from what `parsePortmap` accepted and the container's addresses in prevResult. */
 export function resolvePortmap(conf: PortmapConf, prev: Result, mappings: Mapping[]): Portmap {
-  if (conf.markMasqBit !== undefined && conf.externalSetMarkChain) throw invalidConfig('cannot specify externalSetMarkChain and markMasqBit');
-  if (conf.externalSetMarkChain !== undefined && !CHAIN_NAME.test(conf.externalSetMarkChain)) throw invalidConfig(`invalid externalSetMarkChain ${JSON.stringify(conf.externalSetMarkChain)}`);
   const bit = conf.markMasqBit ?? 13;
   const mark = `0x${(2 ** bit).toString(16)}`;
   const families: FamilyPlan[] = [];
@@ -116,7 +128,7 @@ export function resolvePortmap(conf: PortmapConf, prev: Result, mappings: Mappin
       containerIp: formatIp(first.ip),
       subnet: formatCidr({ ip: network(first), prefix: first.prefix }),
       mappings: mine,
-      conditions: conditions(family === 4 ? conf.conditionsV4 : conf.conditionsV6, family === 4 ? 'conditionsV4' : 'conditionsV6'),
+      conditions: [...((family === 4 ? conf.conditionsV4 : conf.conditionsV6) ?? [])],
     });
   }
   return {

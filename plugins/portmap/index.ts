@@ -7,7 +7,7 @@ import { familiesOf, iptablesSave, type SavedTable } from '../../lib/netfilter/i
 import { attachmentHash } from '../../lib/digest.ts';
 import { nftList, reconcileNft } from '../../lib/netfilter/nft.ts';
 import { reconcileTable } from '../../lib/netfilter/reconcile.ts';
-import { forwardingDir, parseMappings, PortmapConf, resolvePortmap, type Portmap } from './conf.ts';
+import { forwardingDir, parsePortmap, PortmapConf, resolvePortmap, type Portmap } from './conf.ts';
 import { forwardedOf, isForwarded, markForwarded, unmarkForwarded } from './forwarded.ts';
 import { enableLocalnetRouting, flushUdpConntrack } from './host.ts';
 import { chainsOfNetwork, dnChain, dnChainRules, planIptablesAdd, planIptablesDel } from './iptables.ts';
@@ -30,12 +30,11 @@ async function remove(ctx: PluginContext, backend: Portmap['backend'], net: stri
 export default definePlugin({
   name: 'portmap',
   summary: 'forwards host ports to a container (DNAT with hairpin and localhost masquerade; iptables or nftables)',
+  validate: (conf) => void parsePortmap(conf),
 
   async add(ctx) {
-    const conf = parseConf(PortmapConf(), ctx.conf);
-    const dir = forwardingDir(conf);
+    const { conf, dir, mappings } = parsePortmap(ctx.conf);
     const prev = requirePrev(ctx);
-    const mappings = parseMappings(conf);
     if (mappings.length === 0) return prev;
     const p = resolvePortmap(conf, prev, mappings);
     if (p.families.length === 0) return prev;
@@ -75,9 +74,8 @@ export default definePlugin({
   },
 
   async check(ctx) {
-    const conf = parseConf(PortmapConf(), ctx.conf);
+    const { conf, mappings } = parsePortmap(ctx.conf);
     const prev = requirePrev(ctx);
-    const mappings = parseMappings(conf);
     if (mappings.length === 0) return;
     const p = resolvePortmap(conf, prev, mappings);
     const missing: string[] = [];

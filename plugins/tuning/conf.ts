@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { stateDirOf } from '../../lib/cni/conf.ts';
+import { parseConf, stateDirOf } from '../../lib/cni/conf.ts';
 import { invalidConfig } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 
@@ -69,6 +69,15 @@ export function resolveTuning(conf: TuningConf, ifname: string, cniArgMac: strin
     ...((a.allmulti ?? conf.allmulti) !== undefined ? { allmulti: (a.allmulti ?? conf.allmulti)! } : {}),
     ...(txQLen !== undefined ? { txQLen } : {}),
   };
+}
+
+/**
+ * The config merged and checked (code 7). `ifname` only fills `IFNAME` in sysctl keys; the allowlist
+ * is the host's file when it exists.
+ */
+export function parseTuning(raw: unknown, ifname: string, cniArgMac: string | undefined, allowlist: string[] | undefined): { conf: TuningConf; tuning: Tuning } {
+  const conf = parseConf(TuningConf(), raw);
+  return { conf, tuning: resolveTuning(conf, ifname, cniArgMac, allowlist) };
 }
 
 /**

@@ -4,7 +4,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { ipBatch, ipJson } from '../../lib/ip/ip.ts';
-import { parseAllowlist, resolveTuning, stateDir, TuningConf, type Tuning } from './conf.ts';
+import { parseAllowlist, parseTuning, stateDir, TuningConf, type Tuning } from './conf.ts';
 import { diffLink, originalAttrs, planLinkSet, wantedAttrs, type ObservedLink, type SavedState } from './plan.ts';
 import { listStates, loadState, removeState, saveState } from './state.ts';
 import { readSysctls, writeSysctls } from './sysctl.ts';
@@ -17,8 +17,7 @@ function readAllowlist(): string[] | undefined {
 }
 
 function parse(ctx: PluginContext): { conf: TuningConf; tuning: Tuning; prev: Result } {
-  const conf = parseConf(TuningConf(), ctx.conf);
-  const tuning = resolveTuning(conf, ctx.ifname, ctx.cniArgs(['MAC']).MAC, readAllowlist());
+  const { conf, tuning } = parseTuning(ctx.conf, ctx.ifname, ctx.cniArgs(['MAC']).MAC, readAllowlist());
   if (!ctx.prevResult) throw new CniError(ErrorCode.invalidConfig, 'Required prevResult missing', 'tuning runs chained after a plugin that creates the interface');
   if (!existsSync(ctx.netns)) throw new CniError(ErrorCode.unknownContainer, `network namespace ${ctx.netns} does not exist`);
   return { conf, tuning, prev: ctx.prevResult };
@@ -43,6 +42,8 @@ async function restore(ctx: PluginContext, saved: SavedState): Promise<void> {
 export default definePlugin({
   name: 'tuning',
   summary: 'sets sysctls, MAC, MTU, promisc, allmulti and txqueuelen of a container interface',
+  // without CNI_IFNAME and the node's allowlist: a placeholder name, every net.* key
+  validate: (conf) => void parseTuning(conf, 'eth0', undefined, undefined),
 
   async add(ctx) {
     const { conf, tuning, prev } = parse(ctx);

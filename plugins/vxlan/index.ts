@@ -90,6 +90,9 @@ async function check(ctx: PluginContext): Promise<void> {
 export default definePlugin({
   name: 'vxlan',
   summary: 'pods on different nodes reach each other over a VXLAN overlay (flannel-style), peers from a file or etcd',
+  validate: (conf) => void parseVxlanConf(conf),
+  // its `ipam` only adds to the host-local config bridgeConf writes from the node's subnet
+  buildsOwnIpam: true,
 
   async add(ctx) {
     const conf = parseVxlanConf(ctx.conf);

@@ -107,6 +107,7 @@ describe('host-local verbs: GC, STATUS, CHECK, in-process delegation', () => {
     const caller = definePlugin({
       name: 'caller',
       summary: 'delegates to host-local like bridge does',
+      validate: () => {},
       add: async (ctx) => (await ctx.delegate('host-local', 'ADD'))!,
       del: async (ctx) => void (await ctx.delegate('host-local', 'DEL')),
       check: async () => {},

@@ -37,6 +37,7 @@ export function fakePlugin(opts: { result?: Result; fail?: unknown; withGcStatus
   const plugin = definePlugin({
     name: 'fake',
     summary: 'records calls',
+    validate: () => {},
     async add(ctx) {
       await verb('ADD')(ctx);
       return structuredClone(opts.result ?? LOOPBACK_LIKE);

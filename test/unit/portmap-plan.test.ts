@@ -1,14 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { parseConf } from '../../lib/cni/conf.ts';
 import { parseIptablesSave } from '../../lib/netfilter/iptables.ts';
-import { parseMappings, PortmapConf, resolvePortmap } from '../../plugins/portmap/conf.ts';
+import { parsePortmap, resolvePortmap } from '../../plugins/portmap/conf.ts';
 import { dnChain, dnChainRules, planIptablesAdd, planIptablesDel } from '../../plugins/portmap/iptables.ts';
 import { planNftAdd } from '../../plugins/portmap/nftables.ts';
 
 const prev = { ips: [{ address: '10.88.0.5/16' }, { address: 'fd00::5/64' }] };
 function portmap(extra: object, mappings: object[] = [{ HostPort: 8080, ContainerPort: 80, Protocol: 'TCP' }]) {
-  const conf = parseConf(PortmapConf(), { name: 'podman', runtimeConfig: { portMappings: mappings }, ...extra });
-  return resolvePortmap(conf, prev, parseMappings(conf));
+  const { conf, mappings: parsed } = parsePortmap({ name: 'podman', runtimeConfig: { portMappings: mappings }, ...extra });
+  return resolvePortmap(conf, prev, parsed);
 }
 const empty = parseIptablesSave('*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n');
 
