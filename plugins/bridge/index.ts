@@ -7,6 +7,7 @@ import type { Result } from '../../lib/cni/result.ts';
 import { IpBatchError, batchLine, ipBatch, linkGone, namespaceGone, parseIpJson } from '../../lib/ip/ip.ts';
 import { randomMac } from '../../lib/ip/mac.ts';
 import { ipBatchInNetns } from '../../lib/ip/netns-batch.ts';
+import { refuseOwnNetns } from '../../lib/ip/netns-guard.ts';
 import { observeLink } from '../../lib/ip/observe.ts';
 import { ensureHostSysctl } from '../../lib/ip/sysctl.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
@@ -24,6 +25,7 @@ export function parseBridge(ctx: PluginContext): Bridge {
 
 function requireNetns(netns: string): void {
   if (!existsSync(netns)) throw new CniError(ErrorCode.unknownContainer, `failed to open netns "${netns}": no such file`);
+  refuseOwnNetns(netns);
 }
 
 async function ipamAdd(ctx: PluginContext, type: string): Promise<Result> {
