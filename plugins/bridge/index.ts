@@ -91,12 +91,13 @@ export default definePlugin({
     if (br.vlan > 0 && br.isGateway) throw new CniError(ErrorCode.invalidConfig, 'vlan together with isGateway is not supported', 'the gateway would need a VLAN interface on the bridge');
     await using undo = ctx.undo();
 
-    let ipamResult: Result | undefined;
     if (br.ipamType) undo.push('release IPAM', () => ctx.delegate(br.ipamType!, 'DEL'));
-    const [observed] = await Promise.all([
-      observeLink(ctx.exec, br.bridge),
-      br.ipamType ? ipamAdd(ctx, br.ipamType).then((r) => (ipamResult = r)) : undefined,
-    ]);
+    // allSettled: a fast IPAM failure must not leave the observe running, and the IPAM undo must not
+    // run before an ADD still in flight has finished (its address would leak)
+    const [seen, ipam] = await Promise.allSettled([observeLink(ctx.exec, br.bridge), br.ipamType ? ipamAdd(ctx, br.ipamType) : undefined]);
+    if (ipam.status === 'rejected') throw ipam.reason;
+    if (seen.status === 'rejected') throw seen.reason;
+    const [observed, ipamResult] = [seen.value, ipam.value];
     const addressing = ipamResult ? planAddressing(br, ipamResult) : undefined;
 
     const hostVeth = `veth${randomBytes(4).toString('hex')}`;
