@@ -267,6 +267,29 @@ describe('a bridge ADD killed by its runtime', () => {
     expect(killed, 'ADDs that the kill caught while running').toBeGreaterThan(0);
   });
 
+  it('a DEL given its own namespace releases the address and rules, touches no namespace, answers code 4', async () => {
+    const { host, conf, run, leftovers } = setup();
+    const ctr = s.netns('c');
+    const id = s.name('id');
+    const add = await run({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: ctr.path }, conf);
+    expect(add.status, add.stdout).toBe(0);
+    expect(leftovers().reservations).toHaveLength(1);
+    expect(leftovers().rules.length).toBeGreaterThan(0);
+    // links and their addresses, without what the kernel changes by itself (DAD's tentative flags)
+    const view = (ns: string) => ipJson<{ ifname: string; addr_info: { local: string; prefixlen: number; scope: string }[] }[]>(['addr', 'show'], ns).map((l) => `${l.ifname} ${l.addr_info.filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`)}`);
+    const before = { host: view(host.name), ctr: view(ctr.name) };
+    expect(before.ctr.some((l) => l.startsWith('eth0 10.252.3.'))).toBe(true);
+    for (const attempt of ['first', 'retried']) {
+      const del = await run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: id, CNI_NETNS: '/proc/self/ns/net' }, conf);
+      expect(del.status, attempt).toBe(1);
+      expect(JSON.parse(del.stdout)).toMatchObject({ code: 4, msg: expect.stringMatching(OWN_NETNS) });
+      expect(del.leftBehind).toEqual([]);
+      const left = leftovers();
+      expect({ reservations: left.reservations, rules: left.rules }, attempt).toEqual({ reservations: [], rules: [] });
+      expect({ host: view(host.name), ctr: view(ctr.name) }, `${attempt}: no namespace touched`).toEqual(before);
+    }
+  });
+
   it('takes an exec-ed IPAM that hangs down with it (parent-death signal)', async () => {
     const { conf, run } = setup();
     const ctr = s.netns('c');
