@@ -40,6 +40,47 @@ export interface RunOptions {
 /** Spawns processes. Injected so tests can count and observe spawns. */
 export interface Exec {
   runAsync(argv: readonly string[], options?: RunOptions): Promise<ProcessOutput>;
+  /**
+   * Kills every child still running and resolves once each has exited; later spawns fail (the
+   * process is about to exit). The core calls it before writing its answer, so no process of ours
+   * outlives the plugin, and none acts after the undo that should have followed it.
+   */
+  endChildren?(): Promise<void>;
+}
+
+/** A running child, as endChildren needs it. */
+interface LiveChild {
+  kill(): void;
+  exited: Promise<unknown>;
+}
+const live = new Set<LiveChild>();
+let ended = false;
+
+function track(child: LiveChild): void {
+  live.add(child);
+  void child.exited.finally(() => live.delete(child));
+}
+
+async function endChildren(): Promise<void> {
+  ended = true;
+  const running = [...live];
+  for (const child of running) child.kill();
+  await Promise.allSettled(running.map((c) => c.exited));
+}
+
+const endedError = (argv: readonly string[]) => new Error(`not starting ${argv[0]}: the plugin has answered and is exiting`);
+
+/**
+ * Every child runs under `setpriv --pdeathsig KILL`: a runtime's timeout SIGKILLs the plugin (no
+ * handler can run), and PR_SET_PDEATHSIG makes the kernel kill the child with it. Bun's spawn has no
+ * pre-exec hook to call prctl itself; the flag survives the exec into the real program (cost:
+ * CONTRIBUTING.md, "Processes").
+ */
+const SETPRIV = '/usr/bin/setpriv';
+let setpriv: boolean | undefined;
+function spawnArgv(argv: readonly string[]): string[] {
+  setpriv ??= process.getBuiltinModule('node:fs').existsSync(SETPRIV);
+  return setpriv ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...argv] : [...argv];
 }
 
 function finish(out: ProcessOutput, options: RunOptions | undefined, error?: Error): ProcessOutput {
@@ -56,7 +97,7 @@ interface BunSpawnOptions {
   stderr: 'pipe' | 'inherit';
 }
 interface BunRuntime {
-  spawn(argv: string[], options: BunSpawnOptions): { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array> | null | number; exited: Promise<number>; exitCode: number | null; signalCode: string | null };
+  spawn(argv: string[], options: BunSpawnOptions): { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array> | null | number; exited: Promise<number>; exitCode: number | null; signalCode: string | null; kill(signal?: number): void };
 }
 const bun = (globalThis as { Bun?: BunRuntime }).Bun;
 
@@ -78,14 +119,17 @@ const bunExec: Exec = {
   async runAsync(argv, options) {
     let child: ReturnType<BunRuntime['spawn']>;
     try {
-      child = bun!.spawn([...argv], bunOptions(options));
+      if (ended) throw endedError(argv);
+      child = bun!.spawn(spawnArgv(argv), bunOptions(options));
     } catch (err) {
       return finish({ argv, status: null, signal: null, stdout: '', stderr: '' }, options, err as Error);
     }
+    track({ kill: () => child.kill(9), exited: child.exited });
     const stderr = typeof child.stderr === 'object' && child.stderr ? new Response(child.stderr).text() : '';
     const [stdout, err] = await Promise.all([new Response(child.stdout).text(), stderr, child.exited]);
     return finish({ argv, status: child.exitCode, signal: child.signalCode, stdout, stderr: err }, options);
   },
+  endChildren,
 };
 
 /** node:child_process, loaded on first use: under Node (tests, dist/tscni.cjs). */
@@ -93,8 +137,9 @@ const childProcess = (): typeof ChildProcess => process.getBuiltinModule('node:c
 
 const nodeExec: Exec = {
   runAsync(argv, options) {
+    if (ended) return Promise.reject(new ProcessError({ argv, status: null, signal: null, stdout: '', stderr: endedError(argv).message }));
     return new Promise((resolve, reject) => {
-      const [file, ...args] = argv;
+      const [file, ...args] = spawnArgv(argv);
       const child = childProcess().spawn(file!, args, {
         env: (options?.env ?? process.env) as NodeJS.ProcessEnv,
         stdio: ['pipe', 'pipe', options?.inheritStderr ? 'inherit' : 'pipe'],
@@ -105,6 +150,7 @@ const nodeExec: Exec = {
       child.stderr?.on('data', (b: Buffer) => stderr.push(b));
       let spawnError: Error | undefined;
       child.on('error', (e) => (spawnError = e));
+      track({ kill: () => child.kill('SIGKILL'), exited: new Promise((done) => child.on('close', done)) });
       child.stdin!.on('error', () => {}); // a child that exits without reading stdin is not our failure
       child.stdin!.end(options?.input ?? '');
       child.on('close', (status, signal) => {
@@ -117,6 +163,7 @@ const nodeExec: Exec = {
       });
     });
   },
+  endChildren,
 };
 
 export const processExec: Exec = bun ? bunExec : nodeExec;

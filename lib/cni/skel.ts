@@ -57,6 +57,7 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
     const ctx = createContext({ env, rawEnv: io.env, conf, cniVersion: version, prevResult, exec: io.exec, log, resolve: io.resolve, self: io.self, fault: io.env.TSCNI_FAULT || undefined });
     log.debug('start', { netns: env.netns || undefined, cniVersion: version });
     const result = await runVerb(plugin, ctx);
+    await io.exec.endChildren?.();
     if (env.command === 'ADD') {
       if (!result) throw new CniError(ErrorCode.internal, `${plugin.name} returned no result`);
       io.writeStdout(JSON.stringify(convertResult(result, version)));
@@ -64,6 +65,8 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
     log.debug('done');
     return 0;
   } catch (err) {
+    // a failed step may leave siblings running: none may outlive the answer (or act after its undo)
+    await io.exec.endChildren?.();
     const cniErr = toCniError(err);
     (log ?? createLogger(parseLogSettings(io.env.TSCNI_LOG), { plugin: plugin.name }, io.writeStderr)).error(cniErr.message, {
       code: cniErr.code,

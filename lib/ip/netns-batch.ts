@@ -3,6 +3,7 @@ import type { Exec } from '../exec.ts';
 import { ProcessError } from '../exec.ts';
 import { IpBatchError } from './ip.ts';
 import { netnsEnterer } from './netns-enter.ts';
+import { nsenterNet } from './netns-guard.ts';
 
 /** A sysctl under /proc/sys, relative (`net/ipv6/conf/eth0/accept_dad`), and the value to write. */
 export interface Sysctl {
@@ -45,7 +46,7 @@ export async function ipBatchInNetns(exec: Exec, netns: string, lines: readonly 
         writeSysctls(sysctls);
         return exec.runAsync(['ip', '-json', '-batch', '-'], { input, allowFailure: true });
       })
-    : exec.runAsync(['nsenter', `--net=${netns}`, 'sh', '-c', PRELUDE, 'sh', ...sysctls.flatMap((s) => [s.path, s.value])], { input, allowFailure: true }));
+    : exec.runAsync([...nsenterNet(netns), 'sh', '-c', PRELUDE, 'sh', ...sysctls.flatMap((s) => [s.path, s.value])], { input, allowFailure: true }));
   if (out.status !== 0) {
     if (/Command failed -:\d+/.test(out.stderr)) throw new IpBatchError(lines, out);
     throw new ProcessError(out);

@@ -1,4 +1,5 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { refuseOwnNetns } from './netns-guard.ts';
 
 /**
  * Runs `inside` with this thread in the network namespace at `path`, then returns to ours. A process
@@ -24,6 +25,7 @@ async function load(): Promise<EnterNetns> {
   // JS runs on the main thread; setns(2) of a network namespace moves only that thread.
   const home = openSync('/proc/thread-self/ns/net', 'r');
   return (path, inside) => {
+    refuseOwnNetns(path);
     const target = openSync(path, 'r');
     try {
       if (setns(target, CLONE_NEWNET) !== 0) throw new Error(`cannot enter network namespace ${path}: not a network namespace`);

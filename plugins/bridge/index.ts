@@ -7,6 +7,7 @@ import type { Result } from '../../lib/cni/result.ts';
 import { IpBatchError, batchLine, ipBatch, linkGone, namespaceGone, parseIpJson } from '../../lib/ip/ip.ts';
 import { randomMac } from '../../lib/ip/mac.ts';
 import { ipBatchInNetns } from '../../lib/ip/netns-batch.ts';
+import { refuseOwnNetns } from '../../lib/ip/netns-guard.ts';
 import { observeLink } from '../../lib/ip/observe.ts';
 import { ensureHostSysctl } from '../../lib/ip/sysctl.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
@@ -24,6 +25,7 @@ export function parseBridge(ctx: PluginContext): Bridge {
 
 function requireNetns(netns: string): void {
   if (!existsSync(netns)) throw new CniError(ErrorCode.unknownContainer, `failed to open netns "${netns}": no such file`);
+  refuseOwnNetns(netns);
 }
 
 async function ipamAdd(ctx: PluginContext, type: string): Promise<Result> {
@@ -89,12 +91,13 @@ export default definePlugin({
     requireNetns(ctx.netns);
     await using undo = ctx.undo();
 
-    let ipamResult: Result | undefined;
     if (br.ipamType) undo.push('release IPAM', () => ctx.delegate(br.ipamType!, 'DEL'));
-    const [observed] = await Promise.all([
-      observeLink(ctx.exec, br.bridge),
-      br.ipamType ? ipamAdd(ctx, br.ipamType).then((r) => (ipamResult = r)) : undefined,
-    ]);
+    // allSettled: a fast IPAM failure must not leave the observe running, and the IPAM undo must not
+    // run before an ADD still in flight has finished (its address would leak)
+    const [seen, ipam] = await Promise.allSettled([observeLink(ctx.exec, br.bridge), br.ipamType ? ipamAdd(ctx, br.ipamType) : undefined]);
+    if (ipam.status === 'rejected') throw ipam.reason;
+    if (seen.status === 'rejected') throw seen.reason;
+    const [observed, ipamResult] = [seen.value, ipam.value];
     const addressing = ipamResult ? planAddressing(br, ipamResult) : undefined;
 
     const hostVeth = `veth${randomBytes(4).toString('hex')}`;

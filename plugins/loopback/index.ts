@@ -4,6 +4,7 @@ import { readNetConf } from '../../lib/cni/netconf.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { ipBatch, parseIpJson } from '../../lib/ip/ip.ts';
+import { refuseOwnNetns } from '../../lib/ip/netns-guard.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
 
 /** Loopback always works on `lo`, whatever CNI_IFNAME says (as the reference plugin). */
@@ -48,4 +49,5 @@ export default definePlugin({
 
 function requireNetns(netns: string): void {
   if (!existsSync(netns)) throw new CniError(ErrorCode.unknownContainer, `network namespace ${netns} does not exist`);
+  refuseOwnNetns(netns);
 }

@@ -4,6 +4,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { ipBatch, ipJson } from '../../lib/ip/ip.ts';
+import { isOwnNetns, refuseOwnNetns } from '../../lib/ip/netns-guard.ts';
 import { parseAllowlist, parseTuning, stateDir, TuningConf, type Tuning } from './conf.ts';
 import { diffLink, originalAttrs, planLinkSet, wantedAttrs, type ObservedLink, type SavedState } from './plan.ts';
 import { listStates, loadState, removeState, saveState } from './state.ts';
@@ -20,6 +21,7 @@ function parse(ctx: PluginContext): { conf: TuningConf; tuning: Tuning; prev: Re
   const { conf, tuning } = parseTuning(ctx.conf, ctx.ifname, ctx.cniArgs(['MAC']).MAC, readAllowlist());
   if (!ctx.prevResult) throw new CniError(ErrorCode.invalidConfig, 'Required prevResult missing', 'tuning runs chained after a plugin that creates the interface');
   if (!existsSync(ctx.netns)) throw new CniError(ErrorCode.unknownContainer, `network namespace ${ctx.netns} does not exist`);
+  refuseOwnNetns(ctx.netns);
   return { conf, tuning, prev: ctx.prevResult };
 }
 
@@ -75,6 +77,11 @@ export default definePlugin({
     const conf = parseConf(TuningConf(), ctx.conf);
     const dataDir = stateDir(conf);
     const saved = loadState(dataDir, ctx.containerId, ctx.ifname);
+    if (ctx.netns && isOwnNetns(ctx.netns)) {
+      // what was saved belongs to the container: forget it, restore nothing into the host, refuse
+      if (saved) removeState(dataDir, ctx.containerId, ctx.ifname);
+      refuseOwnNetns(ctx.netns);
+    }
     if (!saved) return;
     if (ctx.netns && existsSync(ctx.netns)) await restore(ctx, saved);
     removeState(dataDir, ctx.containerId, ctx.ifname);

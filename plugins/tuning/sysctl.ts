@@ -1,7 +1,8 @@
 import type { Exec } from '../../lib/exec.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
+import { nsenterNet } from '../../lib/ip/netns-guard.ts';
 
-const inNetns = (netns: string) => ['nsenter', `--net=${netns}`, 'sysctl'];
+const inNetns = (netns: string) => [...nsenterNet(netns), 'sysctl'];
 
 /** Reads sysctls (paths relative to /proc/sys) in the namespace at `netns`: one spawn. */
 export async function readSysctls(exec: Exec, netns: string, paths: readonly string[]): Promise<Record<string, string>> {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type Plugin, type PluginContext } from '../../lib/cni/plugin.ts';
+import { refuseOwnNetns } from '../../lib/ip/netns-guard.ts';
 import { formatCidr, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
 import { parseVxlanConf, type Conf } from './conf.ts';
 import { planDevice } from './device.ts';
@@ -52,6 +53,7 @@ function knownSubnet(conf: Conf): Cidr | undefined {
 
 function requireNetns(netns: string): void {
   if (!netns || !existsSync(netns)) throw new CniError(ErrorCode.unknownContainer, `network namespace ${JSON.stringify(netns)} does not exist`);
+  refuseOwnNetns(netns); // before the node side leases or builds anything for a pod we will refuse
 }
 
 async function peerInputs(conf: Conf): Promise<PeerInput[]> {

@@ -1,22 +1,30 @@
-import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ipJson } from '../support/kernel.ts';
 import { OUR_BIN } from '../support/paths.ts';
-import { Scope, sh } from '../support/scope.ts';
+import { runInGroup } from '../support/process-group.ts';
+import { Scope, sh, tryRun } from '../support/scope.ts';
 
 /**
  * Bad input fed to the built binary (direct exec, as a runtime does). Each must give the right
  * code, a clear message, exit 1, one JSON error on stdout, and change nothing. The plugin runs
- * inside a "host" namespace of ours, so anything it did to its host would show there.
+ * inside a "host" namespace of ours, so anything it did to its host would show there, and leads
+ * its own process group, so any process it left running would show too.
  */
 
 type Env = Record<string, string | undefined>;
+/** What a case's config may name: made once per run, with the scope's unique names. */
+interface Fixture {
+  dataDir: string;
+  bridge: string;
+}
 interface Case {
   name: string;
+  /** The plugin to run (default loopback). */
+  plugin?: string;
   env?: Env;
-  stdin?: string | Buffer | Record<string, unknown>;
+  stdin?: string | Buffer | Record<string, unknown> | ((f: Fixture) => Record<string, unknown>);
   code: number;
   msg: RegExp;
 }
@@ -104,15 +112,66 @@ const CASES: Case[] = [
   { name: 'netns that does not exist', env: { CNI_NETNS: '/run/netns/tscni-no-such-netns' }, code: 3, msg: /does not exist/ },
 ];
 
+// ---- issue 13: the host's own namespace as CNI_NETNS ----
+// The plugin runs inside the test's "host" namespace: /proc/self/ns/net, /proc/thread-self/ns/net and
+// /run/netns/<host> all name the namespace it runs in. Each is refused with code 4 before anything is
+// touched (the snapshot includes the host's lo, links, routes, rules and the IPAM store).
+const OWN_NETNS = /^CNI_NETNS \S+ is the plugin's own network namespace, not a container's$/;
+const bridgeConf = (f: Fixture, ipam: Record<string, unknown> = { type: 'host-local', dataDir: f.dataDir, subnet: '10.251.7.0/24' }) => ({
+  cniVersion: '1.0.0',
+  name: 'bad-input-net',
+  type: 'bridge',
+  bridge: f.bridge,
+  isGateway: true,
+  ipMasq: true,
+  ipam,
+});
+const chainedPrev = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: '/x' }], ips: [] };
+const HOST_NETNS_CASES: Case[] = ['/proc/self/ns/net', '/proc/thread-self/ns/net', 'host'].flatMap((netns) => {
+  const env = (command: string) => ({ CNI_COMMAND: command, CNI_NETNS: netns, CNI_IFNAME: command === 'ADD' || command === 'CHECK' ? 'eth0' : 'lo' });
+  return [
+    ...['ADD', 'DEL', 'CHECK'].map((command) => ({ name: `loopback ${command} in its own netns ${netns}`, env: env(command), stdin: conf({ prevResult: command === 'CHECK' ? chainedPrev : undefined }), code: 4, msg: OWN_NETNS })),
+    ...['ADD', 'DEL'].map((command) => ({ name: `bridge ${command} in its own netns ${netns}`, plugin: 'bridge', env: env(command), stdin: (f: Fixture) => bridgeConf(f), code: 4, msg: OWN_NETNS })),
+    ...['ADD', 'DEL'].map((command) => ({
+      name: `tuning ${command} in its own netns ${netns}`,
+      plugin: 'tuning',
+      env: env(command),
+      stdin: (f: Fixture) => ({ cniVersion: '1.0.0', name: 'bad-input-net', type: 'tuning', dataDir: f.dataDir, sysctl: { 'net.ipv4.conf.lo.forwarding': '1' }, mtu: 1280, prevResult: chainedPrev }),
+      code: 4,
+      msg: OWN_NETNS,
+    })),
+  ];
+});
+
+// ---- issue 13: no process outlives the plugin ----
+// A bridge ADD whose IPAM fails at once used to exit while the `ip` it had started beside it still
+// ran. Every case of the table checks the plugin's process group; these make that path likely.
+const FAST_IPAM_FAILURES: Case[] = [
+  { name: 'bridge with an unknown IPAM type', plugin: 'bridge', env: { CNI_IFNAME: 'eth0' }, stdin: (f) => bridgeConf(f, { type: 'no-such-ipam' }), code: 7, msg: /^failed to find plugin "no-such-ipam"/ },
+  { name: 'bridge without CNI_PATH', plugin: 'bridge', env: { CNI_IFNAME: 'eth0', CNI_PATH: undefined }, stdin: (f) => bridgeConf(f), code: 7, msg: /^failed to find plugin "host-local" in path \[\]$/ },
+  {
+    name: 'bridge with a range outside its subnet',
+    plugin: 'bridge',
+    env: { CNI_IFNAME: 'eth0' },
+    stdin: (f) => bridgeConf(f, { type: 'host-local', dataDir: f.dataDir, ranges: [[{ subnet: '10.251.7.0/24', rangeStart: '10.250.0.5' }]] }),
+    code: 7,
+    msg: /rangeStart 10\.250\.0\.5 not in network/,
+  },
+  { name: 'bridge with a bad requested IP', plugin: 'bridge', env: { CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1;IP=bogus' }, stdin: (f) => bridgeConf(f), code: 7, msg: /^invalid IP address: bogus$/ },
+  { name: 'bridge with a requested IP outside the range', plugin: 'bridge', env: { CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1;IP=10.251.8.7' }, stdin: (f) => bridgeConf(f), code: 999, msg: /^failed to allocate all requested IPs: 10\.251\.8\.7$/ },
+];
+
 describe('bad input to the built binary', () => {
   const s = new Scope();
   let host: { name: string; path: string };
   let ctr: { name: string; path: string };
+  let fixture: Fixture;
   afterAll(() => s.dispose());
 
   beforeAll(() => {
     host = s.netns('h');
     ctr = s.netns('c');
+    fixture = { dataDir: s.tmpdir(), bridge: s.name('br') }; // the bridge would be made in `host`, gone with it
     sh(['ip', '-n', ctr.name, 'link', 'set', 'lo', 'down']); // an ADD that wrongly went ahead would bring it up
   });
 
@@ -123,13 +182,18 @@ describe('bad input to the built binary', () => {
     ctrLinks: ipJson(['addr', 'show'], ctr.name),
     ctrRoutes: ipJson(['route', 'show', 'table', 'all'], ctr.name),
     ourNetns: readdirSync('/run/netns').filter((n) => n.includes(s.prefix)),
+    hostRules: sh(['ip', 'netns', 'exec', host.name, 'iptables-save']).split('\n').filter((l) => !l.startsWith('#')),
+    hostNft: sh(['ip', 'netns', 'exec', host.name, 'nft', 'list', 'ruleset']),
+    store: readdirSync(fixture.dataDir, { recursive: true }),
   });
 
   function exec(c: Case) {
     const env: Env = { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `${s.prefix}-ctr`, CNI_NETNS: ctr.path, CNI_IFNAME: 'lo', CNI_PATH: OUR_BIN, ...c.env };
+    if (env.CNI_NETNS === 'host') env.CNI_NETNS = host.path;
     const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>;
-    const input = c.stdin === undefined ? JSON.stringify(conf()) : typeof c.stdin === 'string' || Buffer.isBuffer(c.stdin) ? c.stdin : JSON.stringify(c.stdin);
-    return spawnSync('nsenter', [`--net=${host.path}`, join(OUR_BIN, 'loopback')], { env: clean, input, encoding: 'utf8', maxBuffer: mb(1) });
+    const stdin = typeof c.stdin === 'function' ? c.stdin(fixture) : c.stdin;
+    const input = stdin === undefined ? JSON.stringify(conf()) : typeof stdin === 'string' || Buffer.isBuffer(stdin) ? stdin : JSON.stringify(stdin);
+    return runInGroup(['nsenter', `--net=${host.path}`, join(OUR_BIN, c.plugin ?? 'loopback')], { env: clean, input });
   }
 
   it(`has at least 50 cases`, () => {
@@ -137,10 +201,11 @@ describe('bad input to the built binary', () => {
     expect(new Set(CASES.map((c) => c.name)).size).toBe(CASES.length);
   });
 
-  for (const c of CASES) {
-    it(`${c.name} → code ${c.code}`, () => {
+  for (const c of [...CASES, ...HOST_NETNS_CASES, ...FAST_IPAM_FAILURES]) {
+    it(`${c.name} → code ${c.code}`, async () => {
       const before = snapshot();
-      const r = exec(c);
+      const r = await exec(c);
+      expect(r.leftBehind, 'no process of the plugin outlives it').toEqual([]);
       expect(r.status, r.stdout + r.stderr).toBe(1);
       const lines = r.stdout.trim().split('\n');
       expect(lines, 'one JSON error on stdout').toHaveLength(1);
@@ -152,4 +217,90 @@ describe('bad input to the built binary', () => {
       expect(snapshot()).toEqual(before);
     });
   }
+});
+
+// ---- issue 13: a runtime's timeout (SIGKILL) at any point of an ADD ----
+describe('a bridge ADD killed by its runtime', () => {
+  const s = new Scope();
+  afterEach(() => s.dispose());
+
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const clean = (env: Env) => Object.fromEntries(Object.entries({ PATH: process.env.PATH, ...env }).filter(([, v]) => v !== undefined)) as Record<string, string>;
+
+  function setup() {
+    const host = s.netns('h');
+    const dataDir = s.tmpdir();
+    const name = `${s.prefix}-net`;
+    const bridge = s.name('br'); // made inside `host`, gone with it
+    const conf = { cniVersion: '1.1.0', name, type: 'bridge', bridge, isGateway: true, ipMasq: true, ipam: { type: 'host-local', dataDir, subnet: '10.252.3.0/24' } };
+    const run = (env: Env, input: unknown, kill?: Promise<unknown>) =>
+      runInGroup(['nsenter', `--net=${host.path}`, join(OUR_BIN, 'bridge')], { env: clean({ CNI_PATH: OUR_BIN, CNI_IFNAME: 'eth0', ...env }), input: JSON.stringify(input), kill, graceMs: 5000 });
+    const leftovers = () => ({
+      veths: (JSON.parse(tryRun(['ip', '-n', host.name, '-json', 'link', 'show', 'master', bridge]).stdout || '[]') as { ifname: string }[]).map((l) => l.ifname),
+      reservations: existsSync(join(dataDir, name)) ? readdirSync(join(dataDir, name)).filter((f) => /^[0-9]/.test(f)) : [],
+      rules: sh(['ip', 'netns', 'exec', host.name, 'iptables-save', '-t', 'nat']).split('\n').filter((l) => l.includes(name)),
+    });
+    return { host, conf, run, leftovers };
+  }
+
+  it('leaves no process at any point, and DEL or GC repairs what it left', async () => {
+    const { conf, run, leftovers } = setup();
+    expect(leftovers()).toEqual({ veths: [], reservations: [], rules: [] });
+    let killed = 0;
+    for (let i = 0; i < 8; i++) {
+      const ctr = s.netns('c');
+      const id = s.name('id');
+      const delay = i * 8 + Math.floor(Math.random() * 8); // from before bun has started to late in the ADD
+      const add = await run({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: ctr.path }, conf, sleep(delay));
+      expect(add.leftBehind, `ADD killed after ${delay} ms (${add.signal ?? `exit ${add.status}`})`).toEqual([]);
+      if (add.signal === 'SIGKILL') killed++;
+      // repair as a runtime would: DEL, or (sandbox gone) GC with no valid attachment
+      const repair =
+        i % 2 === 0
+          ? await run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: id, CNI_NETNS: ctr.path }, conf)
+          : (sh(['ip', 'netns', 'del', ctr.name]), await run({ CNI_COMMAND: 'GC' }, { ...conf, 'cni.dev/valid-attachments': [] }));
+      expect(repair.status, repair.stdout + repair.stderr).toBe(0);
+      expect(repair.leftBehind).toEqual([]);
+      if (i % 2 === 0) sh(['ip', 'netns', 'del', ctr.name]); // what a runtime does after DEL; the veth dies with it
+      expect(leftovers(), `after ADD killed at ${delay} ms and ${i % 2 === 0 ? 'DEL' : 'GC'}`).toEqual({ veths: [], reservations: [], rules: [] });
+    }
+    expect(killed, 'ADDs that the kill caught while running').toBeGreaterThan(0);
+  });
+
+  it('a DEL given its own namespace releases the address and rules, touches no namespace, answers code 4', async () => {
+    const { host, conf, run, leftovers } = setup();
+    const ctr = s.netns('c');
+    const id = s.name('id');
+    const add = await run({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: ctr.path }, conf);
+    expect(add.status, add.stdout).toBe(0);
+    expect(leftovers().reservations).toHaveLength(1);
+    expect(leftovers().rules.length).toBeGreaterThan(0);
+    // links and their addresses, without what the kernel changes by itself (DAD's tentative flags)
+    const view = (ns: string) => ipJson<{ ifname: string; addr_info: { local: string; prefixlen: number; scope: string }[] }[]>(['addr', 'show'], ns).map((l) => `${l.ifname} ${l.addr_info.filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`)}`);
+    const before = { host: view(host.name), ctr: view(ctr.name) };
+    expect(before.ctr.some((l) => l.startsWith('eth0 10.252.3.'))).toBe(true);
+    for (const attempt of ['first', 'retried']) {
+      const del = await run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: id, CNI_NETNS: '/proc/self/ns/net' }, conf);
+      expect(del.status, attempt).toBe(1);
+      expect(JSON.parse(del.stdout)).toMatchObject({ code: 4, msg: expect.stringMatching(OWN_NETNS) });
+      expect(del.leftBehind).toEqual([]);
+      const left = leftovers();
+      expect({ reservations: left.reservations, rules: left.rules }, attempt).toEqual({ reservations: [], rules: [] });
+      expect({ host: view(host.name), ctr: view(ctr.name) }, `${attempt}: no namespace touched`).toEqual(before);
+    }
+  });
+
+  it('takes an exec-ed IPAM that hangs down with it (parent-death signal)', async () => {
+    const { conf, run } = setup();
+    const ctr = s.netns('c');
+    const dir = s.tmpdir();
+    const started = join(dir, 'started');
+    writeFileSync(join(dir, 'hang-ipam'), `#!/bin/sh\ntouch "${started}"\nexec sleep 60\n`, { mode: 0o755 });
+    const ipamStarted = (async () => {
+      while (!existsSync(started)) await sleep(10);
+    })();
+    const add = await run({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: s.name('id'), CNI_NETNS: ctr.path, CNI_PATH: dir }, { ...conf, ipam: { type: 'hang-ipam' } }, ipamStarted);
+    expect(add.signal).toBe('SIGKILL');
+    expect(add.leftBehind, 'the IPAM (sleep 60) died with the plugin').toEqual([]);
+  });
 });
