@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { configPath } from './config-path.ts';
 import { CniError, ErrorCode } from './errors.ts';
 import { lazy } from './lazy.ts';
 import { isPlainObject, kindOf, NETWORK_NAME, NETWORK_NAME_RULE } from './netconf.ts';
@@ -117,11 +118,9 @@ export function describeIssues(error: z.core.$ZodError, input?: unknown): string
   return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${issueMessage(i, input)}`).join('; ');
 }
 
-/** A plugin's state directory from its config (or `fallback`): absolute and without "..", checked before any file is touched. */
-export function stateDirOf(given: string | undefined, fallback: string): string {
-  const dir = given || fallback;
-  if (!dir.startsWith('/') || dir.split('/').includes('..')) throw new CniError(ErrorCode.invalidConfig, `invalid dataDir ${JSON.stringify(dir)}`, 'must be an absolute path without ".."');
-  return dir;
+/** A plugin's state directory from its config (or `fallback`), checked before any file is touched. */
+export function stateDirOf(given: string | undefined, fallback: string, key = 'dataDir'): string {
+  return given ? configPath(key, given) : fallback;
 }
 
 /** Validates a config object against a plugin schema: code 7 naming every offending key. */

@@ -2,7 +2,7 @@ import { parseJsonObject, readNetConf } from './netconf.ts';
 import { parseEnv } from './env.ts';
 import { CniError, ErrorCode, toCniError } from './errors.ts';
 import type { Exec } from '../exec.ts';
-import { createLogger, parseLogSettings, type Logger } from './log.ts';
+import { createLogger, fallbackLogSettings, parseLogSettings, type Logger } from './log.ts';
 import { createContext, runVerb } from './context.ts';
 import type { Plugin, PluginResolver } from './plugin.ts';
 import { convertResult } from './result.ts';
@@ -83,7 +83,7 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
     return 0;
   } catch (err) {
     const cniErr = toCniError(err);
-    (log ?? createLogger(parseLogSettings(io.env.TSCNI_LOG), { plugin: plugin.name }, io.writeStderr)).error(cniErr.message, {
+    (log ?? createLogger(fallbackLogSettings(io.env.TSCNI_LOG), { plugin: plugin.name }, io.writeStderr)).error(cniErr.message, {
       code: cniErr.code,
       details: cniErr.details,
       ...(cniErr.code === ErrorCode.internal && err instanceof Error && err.stack ? { stack: err.stack } : {}),

@@ -218,6 +218,12 @@ describe('runPlugin: error codes', () => {
     expect((await failing(big)).json).toMatchObject({ code: 5, msg: 'network config larger than 16777216 bytes' });
   });
 
+  it('4: an unknown TSCNI_LOG level is refused, and the error is still reported', async () => {
+    const r = await failing(conf('1.0.0'), { ...ENV_ADD, TSCNI_LOG: 'verbose' });
+    expect(r.json).toMatchObject({ code: 4, msg: 'invalid TSCNI_LOG "verbose": the level must be one of error, warn, info, debug' });
+    expect(r.stderr).toContain('invalid TSCNI_LOG');
+  });
+
   it('5: stdin is read with a limit one byte past 16 MiB, so more is never buffered', async () => {
     let asked: number | undefined;
     const r = await run(fakePlugin(), ENV_ADD, '', {
