@@ -22,7 +22,8 @@ export interface PluginIo {
 
 export const MAX_STDIN = 16 * 1024 * 1024;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a byte-order mark in the text, where JSON.parse refuses it as Go's decoder does
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** stdin as text; `valid` is false for bytes that are not UTF-8 (the text then has U+FFFD in their place). */
 function decodeStdin(input: Uint8Array | string): { text: string; valid: boolean } {
@@ -30,7 +31,7 @@ function decodeStdin(input: Uint8Array | string): { text: string; valid: boolean
   try {
     return { text: utf8.decode(input), valid: true };
   } catch {
-    return { text: new TextDecoder().decode(input), valid: false };
+    return { text: new TextDecoder('utf-8', { ignoreBOM: true }).decode(input), valid: false };
   }
 }
 

@@ -244,6 +244,8 @@ describe('runPlugin: error codes', () => {
     expect(p.calls).toEqual([]);
     const ok = await run(p, ENV_ADD, '', { readStdin: () => new Uint8Array(Buffer.from(JSON.stringify(conf('1.0.0', { note: 'ü ✓' })))) });
     expect(ok.code).toBe(0);
+    const bom = await run(p, ENV_ADD, '', { readStdin: () => new Uint8Array(Buffer.from('\ufeff' + JSON.stringify(conf('1.0.0')))) });
+    expect(bom.json).toMatchObject({ code: 6 }); // a byte-order mark is kept, and refused as JSON (as Go's decoder does)
   });
 
   it('6: stdin that is not a JSON object', async () => {
