@@ -31,9 +31,9 @@ const batchSafe = (name: string): boolean => {
 async function findHostVeth(ctx: PluginContext, prev: Result | undefined): Promise<IpLink> {
   const names = hostCandidates(prev);
   if (names.length === 0) throw new CniError(ErrorCode.invalidConfig, 'bandwidth only supports a veth interface on the host', 'no host interface in prevResult');
-  const [container] = await observeLinksDetailed(ctx.exec, [ctx.ifname], ctx.netns);
+  // two read-only spawns side by side: they reject only when ip cannot start, leaving no child behind
+  const [[container], hosts] = await Promise.all([observeLinksDetailed(ctx.exec, [ctx.ifname], ctx.netns), observeLinksDetailed(ctx.exec, names)]);
   if (!container) throw new CniError(ErrorCode.invalidConfig, `bandwidth: container interface ${ctx.ifname} not found`, `not in ${ctx.netns}`);
-  const hosts = await observeLinksDetailed(ctx.exec, names);
   const veth = hosts.find((h) => vethPeerProblem(h, container) === undefined);
   if (veth) return veth;
   const why = hosts.map((h) => vethPeerProblem(h, container)).join('; ') || `none of ${names.join(', ')} exists`;
