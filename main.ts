@@ -13,13 +13,21 @@ function invokedName(): string {
   return name;
 }
 
-/** Reads all of stdin; a non-blocking pipe (EAGAIN) is polled until the writer closes it. */
-function readStdin(): string {
-  let buf = Buffer.allocUnsafe(65536);
+/** Sleeps the thread: a non-blocking stdin has nothing yet and there is no event loop to wait on. */
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * Reads stdin until EOF or `limit` bytes, whichever comes first: a runtime cannot make us buffer
+ * more than the core accepts. A non-blocking pipe (EAGAIN) is polled with a growing pause (up to
+ * 20 ms) instead of a busy loop.
+ */
+function readStdin(limit: number): Uint8Array {
+  let buf = Buffer.allocUnsafe(Math.min(65536, limit));
   let length = 0;
-  for (;;) {
+  let idle = 0;
+  while (length < limit) {
     if (length === buf.length) {
-      const bigger = Buffer.allocUnsafe(buf.length * 2);
+      const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, limit));
       buf.copy(bigger, 0, 0, length);
       buf = bigger;
     }
@@ -28,14 +36,18 @@ function readStdin(): string {
       n = readSync(0, buf, length, buf.length - length, null);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') continue;
+      if (code === 'EAGAIN') {
+        pause((idle = Math.min(idle + 1, 20)));
+        continue;
+      }
       if (code === 'EOF' || code === 'EBADF') break;
       throw err;
     }
     if (n === 0) break;
+    idle = 0;
     length += n;
   }
-  return buf.toString('utf8', 0, length);
+  return buf.subarray(0, length);
 }
 
 function write(fd: number, text: string): void {

@@ -30,7 +30,7 @@ export function parseArgs(argv: readonly string[], spec: FlagSpec): ParsedArgs {
     }
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
-    const kind = all[name];
+    const kind = Object.hasOwn(all, name) ? all[name] : undefined;
     if (!kind) throw new UsageError(`unknown option --${name}`);
     if (kind === 'bool') {
       if (eq >= 0) throw new UsageError(`--${name} takes no value`);

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { shellCommand, shellQuote } from './shell-quote.ts';
 import { loadPlugin, pluginNames } from '../plugins/registry.ts';
 import { fileIdentity, findInPath } from '../lib/cni/delegate.ts';
 import { toCniError } from '../lib/cni/errors.ts';
@@ -69,7 +70,7 @@ export function checkPluginLinks(dirs: readonly string[], ours: readonly string[
   });
   const out: Finding[] = [];
   if (missing.length > 0) {
-    out.push({ check: 'plugins', severity: 'warning', message: `not in CNI_PATH (${dirs.join(':')}): ${missing.join(', ')}`, fix: missing.map((n) => `ln -f ${self} ${join(dir, n)}`).join(' && ') });
+    out.push({ check: 'plugins', severity: 'warning', message: `not in CNI_PATH (${dirs.join(':')}): ${missing.join(', ')}`, fix: missing.map((n) => shellCommand(['ln', '-f', self, join(dir, n)])).join(' && ') });
   }
   if (foreign.length > 0) out.push({ check: 'plugins', severity: 'ok', message: `another implementation in CNI_PATH for: ${foreign.join(', ')}` });
   if (out.length === 0) out.push({ check: 'plugins', severity: 'ok', message: `all ${ours.length} tscni plugins are in CNI_PATH` });
@@ -120,7 +121,7 @@ export function checkConfigs(scanned: ReturnType<typeof scanConfDir>, find: (typ
   const seen = new Map<string, string>();
   for (const { file, list, error } of scanned) {
     if (!list) {
-      out.push({ check: 'config', severity: 'problem', message: error ?? `${file}: unreadable`, fix: `fix or remove ${file}` });
+      out.push({ check: 'config', severity: 'problem', message: error ?? `${file}: unreadable`, fix: `fix or remove ${shellQuote(file)}` });
       continue;
     }
     const problems: string[] = [];
@@ -135,7 +136,7 @@ export function checkConfigs(scanned: ReturnType<typeof scanConfDir>, find: (typ
       const type = String(plugin.type);
       if (!find(type)) {
         problems.push(`plugin ${i} type "${type}" is not in CNI_PATH`);
-        if (ours.includes(type)) fixes.push(`ln -f ${self} ${join(pluginDir, type)}`);
+        if (ours.includes(type)) fixes.push(shellCommand(['ln', '-f', self, join(pluginDir, type)]));
       }
       const conf = { ...plugin, name: list.name, cniVersion: list.cniVersion };
       const impl = plugins.get(type);
@@ -149,7 +150,7 @@ export function checkConfigs(scanned: ReturnType<typeof scanConfDir>, find: (typ
     const shadowed = seen.get(list.name);
     if (shadowed) out.push({ check: 'config', severity: 'warning', message: `${file}: network "${list.name}" is also defined by ${shadowed}, which wins` });
     else seen.set(list.name, file);
-    if (problems.length > 0) out.push({ check: 'config', severity: 'problem', message: `${file}: ${problems.join('; ')}`, fix: fixes.length ? fixes.join(' && ') : `edit ${file}` });
+    if (problems.length > 0) out.push({ check: 'config', severity: 'problem', message: `${file}: ${problems.join('; ')}`, fix: fixes.length ? fixes.join(' && ') : `edit ${shellQuote(file)}` });
     else out.push({ check: 'config', severity: 'ok', message: `${file}: network "${list.name}" (${list.cniVersion || 'unversioned'}, ${list.plugins.map((p) => p.type).join(' → ')})` });
   }
   if (scanned.length === 0) out.push({ check: 'config', severity: 'warning', message: 'no network configs found' });
@@ -193,15 +194,15 @@ export function checkBridge(want: BridgeExpectation, link: LinkAddrs | undefined
   const where = `bridge ${want.bridge} (network "${want.network}")`;
   if (!link) {
     return reserved > 0
-      ? [{ check: 'bridge', severity: 'problem', message: `${where} is missing but ${reserved} address(es) are reserved`, fix: `tscni gc ${want.network}` }]
+      ? [{ check: 'bridge', severity: 'problem', message: `${where} is missing but ${reserved} address(es) are reserved`, fix: shellCommand(['tscni', 'gc', want.network]) }]
       : [{ check: 'bridge', severity: 'ok', message: `${where} not created yet (no containers)` }];
   }
   const out: Finding[] = [];
-  if (!link.up && reserved > 0) out.push({ check: 'bridge', severity: 'problem', message: `${where} is down with ${reserved} container address(es)`, fix: `ip link set ${want.bridge} up` });
+  if (!link.up && reserved > 0) out.push({ check: 'bridge', severity: 'problem', message: `${where} is down with ${reserved} container address(es)`, fix: shellCommand(['ip', 'link', 'set', want.bridge, 'up']) });
   if (want.isGateway) {
     for (const { subnet, gateway } of want.subnets) {
       const inSubnet = link.addrs.filter((a) => contains(subnet, a.ip));
-      const fix = `ip addr add ${formatIp(gateway)}/${subnet.prefix} dev ${want.bridge}`;
+      const fix = shellCommand(['ip', 'addr', 'add', `${formatIp(gateway)}/${subnet.prefix}`, 'dev', want.bridge]);
       if (inSubnet.length === 0) out.push({ check: 'bridge', severity: reserved > 0 ? 'problem' : 'warning', message: `${where} has no address in ${formatCidr(subnet)} (gateway ${formatIp(gateway)})`, fix });
       else if (!inSubnet.some((a) => a.ip.value === gateway.value)) out.push({ check: 'bridge', severity: 'warning', message: `${where} has ${inSubnet.map(formatCidr).join(', ')} but the gateway is ${formatIp(gateway)}`, fix });
     }
@@ -239,7 +240,7 @@ export function checkAttachments(cached: readonly CachedAttachment[], netnsExist
   const networks = [...new Set(gone.map((a) => a.networkName))];
   return networks.map((net) => {
     const n = gone.filter((a) => a.networkName === net).length;
-    return { check: 'attachments' as const, severity: 'problem' as const, message: `${n} cached attachment(s) of network "${net}" whose netns is gone`, fix: `tscni gc ${net}` };
+    return { check: 'attachments' as const, severity: 'problem' as const, message: `${n} cached attachment(s) of network "${net}" whose netns is gone`, fix: shellCommand(['tscni', 'gc', net]) };
   });
 }
 

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { shellAssign, shellCommand } from './shell-quote.ts';
 import { cacheDirFor, DEFAULT_CACHE_DIR, listCachedAttachments, type CachedAttachment } from './cache.ts';
 import { defineCommand, EXIT, table } from './command.ts';
 import { DEFAULT_DATA_DIR, listReservations, type Reservation } from './reservations.ts';
@@ -28,9 +29,9 @@ export function findLeaks(reservations: readonly Reservation[], cached: readonly
     const owner = cached.find((a) => a.networkName === r.network && a.containerId === r.containerID && (!r.ifname || a.ifName === r.ifname));
     const ifname = r.ifname || 'eth0';
     if (!owner) {
-      leaks.push({ ...r, reason: 'no cached attachment', fix: `CNI_CONTAINERID=${r.containerID} CNI_IFNAME=${ifname} tscni del ${r.network}` });
+      leaks.push({ ...r, reason: 'no cached attachment', fix: `${shellAssign('CNI_CONTAINERID', r.containerID)} ${shellAssign('CNI_IFNAME', ifname)} ${shellCommand(['tscni', 'del', r.network])}` });
     } else if (owner.netns && !netnsExists(owner.netns)) {
-      leaks.push({ ...r, reason: `netns gone: ${owner.netns}`, fix: `tscni gc ${r.network}` });
+      leaks.push({ ...r, reason: `netns gone: ${owner.netns}`, fix: shellCommand(['tscni', 'gc', r.network]) });
     }
   }
   return leaks;

@@ -50,7 +50,7 @@ export function buildPluginConf(list: ConfList, plugin: Obj, prevResult: Obj | u
   const runtimeConfig: Obj = {};
   const caps = (plugin.capabilities ?? {}) as Record<string, boolean>;
   for (const [cap, enabled] of Object.entries(caps)) {
-    if (enabled && rt.capabilityArgs && cap in rt.capabilityArgs) runtimeConfig[cap] = rt.capabilityArgs[cap];
+    if (enabled && rt.capabilityArgs && Object.hasOwn(rt.capabilityArgs, cap)) runtimeConfig[cap] = rt.capabilityArgs[cap];
   }
   if (Object.keys(runtimeConfig).length > 0) conf.runtimeConfig = runtimeConfig;
   return goMarshal(conf);

@@ -1,5 +1,6 @@
 import type { Exec } from '../lib/exec.ts';
 import { iptablesRestore, iptablesSave, restoreScript, type IpFamily, type SavedTable } from '../lib/netfilter/iptables.ts';
+import { shellCommand } from './shell-quote.ts';
 
 /**
  * nat rules tagged with an attachment, in the reference plugins' shape (which ours keep): masquerade
@@ -43,8 +44,31 @@ export function sweepLines(groups: readonly TaggedRules[]): string[] {
   ];
 }
 
-/** The same as shell commands, for a human to run. */
-export const sweepCommands = (g: TaggedRules, tool: string): string[] => sweepLines([g]).map((l) => `${tool} -t nat ${l}`);
+/**
+ * The words of an iptables-save rule line as iptables-restore splits them: whitespace outside double
+ * quotes separates, `\"` and `\\` inside quotes stand for `"` and `\`.
+ */
+export function splitRuleLine(line: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quoted && c === '\\' && (line[i + 1] === '"' || line[i + 1] === '\\')) word = (word ?? '') + line[++i];
+    else if (c === '"') {
+      quoted = !quoted;
+      word ??= '';
+    } else if (!quoted && /\s/.test(c)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else word = (word ?? '') + c;
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+/** The same as shell commands, for a human to run: every word quoted for the shell. */
+export const sweepCommands = (g: TaggedRules, tool: string): string[] => sweepLines([g]).map((l) => shellCommand([tool, '-t', 'nat', ...splitRuleLine(l)]));
 
 export const FAMILIES: readonly [IpFamily, string][] = [[4, 'iptables'], [6, 'ip6tables']];
 

@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { toCniError } from '../lib/cni/errors.ts';
-import { createLogger, type Level, type Logger } from '../lib/cni/log.ts';
+import { createLogger, LEVELS, type Level, type Logger } from '../lib/cni/log.ts';
 import { processExec } from '../lib/exec.ts';
 import type { KeyValue } from '../lib/etcd/client.ts';
 import { formatCidr, parseSubnet } from '../lib/net/ip.ts';
@@ -42,6 +42,12 @@ export function readVxlanConf(path: string): Conf {
   return parseVxlanConf({ ...plugin, name: list.name, cniVersion: list.cniVersion });
 }
 
+function logLevel(value: string | undefined): Level {
+  if (value === undefined) throw new Error('--log needs a level');
+  if (!(LEVELS as readonly string[]).includes(value)) throw new Error(`unknown --log level ${JSON.stringify(value)}: use one of ${LEVELS.join(', ')}`);
+  return value as Level;
+}
+
 function parseArgs(args: readonly string[]): { conf?: string; watch: boolean; full: boolean; level: Level } {
   const out: { conf?: string; watch: boolean; full: boolean; level: Level } = { watch: false, full: false, level: 'info' };
   for (let i = 0; i < args.length; i++) {
@@ -49,7 +55,7 @@ function parseArgs(args: readonly string[]): { conf?: string; watch: boolean; fu
     if (a === '--watch') out.watch = true;
     else if (a === '--full') out.full = true;
     else if (a === '--conf') out.conf = args[++i];
-    else if (a === '--log') out.level = (args[++i] ?? 'info') as Level;
+    else if (a === '--log') out.level = logLevel(args[++i]);
     else throw new Error(`unknown argument ${JSON.stringify(a)}`);
   }
   return out;

@@ -15,8 +15,10 @@ export class ProcessError extends Error {
   readonly status: number | null;
   readonly stderr: string;
   readonly stdout: string;
+  /** The process never ran (ENOENT, EACCES): `allowFailure` covers a process that ran and failed, not this. */
+  readonly notStarted: boolean;
 
-  constructor(out: ProcessOutput, cause?: unknown) {
+  constructor(out: ProcessOutput, cause?: unknown, notStarted = false) {
     const how = out.signal ? `killed by ${out.signal}` : `exit ${out.status}`;
     const said = out.stderr.trim().split('\n').slice(-3).join(' | ');
     super(`${out.argv.join(' ')}: ${how}${said ? `: ${said}` : ''}`, { cause });
@@ -25,13 +27,14 @@ export class ProcessError extends Error {
     this.status = out.status;
     this.stderr = out.stderr;
     this.stdout = out.stdout;
+    this.notStarted = notStarted;
   }
 }
 
 export interface RunOptions {
   input?: string;
   env?: Record<string, string | undefined>;
-  /** Return a failed process's output instead of throwing. */
+  /** Return a failed process's output instead of throwing. A process that cannot be started still throws (`notStarted`). */
   allowFailure?: boolean;
   /** Pass the child's stderr straight to ours (delegated plugins). */
   inheritStderr?: boolean;
@@ -84,7 +87,7 @@ function spawnArgv(argv: readonly string[]): string[] {
 }
 
 function finish(out: ProcessOutput, options: RunOptions | undefined, error?: Error): ProcessOutput {
-  if (error) throw new ProcessError({ ...out, stderr: out.stderr || error.message }, error);
+  if (error) throw new ProcessError({ ...out, stderr: out.stderr || error.message }, error, true);
   if (out.status !== 0 && !options?.allowFailure) throw new ProcessError(out);
   return out;
 }

@@ -18,6 +18,6 @@ export const PLUGINS: Record<string, () => Promise<{ default: Plugin }>> = {
 export const pluginNames = (): string[] => Object.keys(PLUGINS);
 
 export async function loadPlugin(name: string): Promise<Plugin | undefined> {
-  const load = PLUGINS[name];
+  const load = Object.hasOwn(PLUGINS, name) ? PLUGINS[name] : undefined;
   return load ? (await load()).default : undefined;
 }

@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import { parseConf } from '../../lib/cni/conf.ts';
+import { configPath } from '../../lib/cni/config-path.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 import { nullishString, optString, string } from '../../lib/cni/schemas.ts';
@@ -173,9 +174,8 @@ export function parseHostLocalConf(raw: unknown, envIp: string | undefined): Hos
     }
   }
 
-  const dataDir = given(ipam.dataDir) ?? DEFAULT_DATA_DIR;
-  if (!dataDir.startsWith('/') || dataDir.includes('\0')) throw bad(`dataDir must be an absolute path, not ${JSON.stringify(dataDir.slice(0, 64))}`);
-  const resolvConf = given(ipam.resolvConf);
+  const dataDir = configPath('ipam.dataDir', given(ipam.dataDir) ?? DEFAULT_DATA_DIR);
+  const resolvConf = ipam.resolvConf ? configPath('ipam.resolvConf', ipam.resolvConf) : undefined;
   return {
     network: n.name,
     cniVersion,

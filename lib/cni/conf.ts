@@ -1,13 +1,14 @@
 import * as z from 'zod/mini';
+import { configPath } from './config-path.ts';
 import { CniError, ErrorCode } from './errors.ts';
 import { lazy } from './lazy.ts';
-import { isPlainObject, kindOf } from './netconf.ts';
+import { isPlainObject, kindOf, NETWORK_NAME, NETWORK_NAME_RULE } from './netconf.ts';
 
 /** Fields every network configuration has (spec section 1); unknown keys are kept. */
 export const NetConf = lazy(() =>
   z.looseObject({
     cniVersion: z.optional(z.string()),
-    name: z.string().check(z.minLength(1, 'missing network name')),
+    name: z.string().check(z.minLength(1, 'missing network name'), z.regex(NETWORK_NAME, NETWORK_NAME_RULE)),
     type: z.optional(z.string()),
     ipam: z.optional(z.looseObject({ type: z.optional(z.string()) })),
     args: z.optional(z.nullable(z.record(z.string(), z.unknown()))),
@@ -30,12 +31,16 @@ function core(schema: AnySchema): AnySchema {
   }
 }
 
+/** Keys every object inherits (`constructor`, `toString`, `__proto__`, …): never a config field. */
+const INHERITED = new Set(Object.getOwnPropertyNames(Object.prototype).map((k) => k.toLowerCase()));
+
 /**
  * Renames keys that match a schema key case-insensitively to the schema's spelling, recursively,
  * as Go's encoding/json matches fields (CRI sends `HostPort`, podman `hostPort`). An exact match
- * wins over a case-insensitive one.
+ * wins over a case-insensitive one. A key named like an Object prototype member is code 7: looked up
+ * in a shape it would find the inherited member, and no plugin has such a field.
  */
-export function canonicalizeKeys(value: unknown, schema: AnySchema): unknown {
+export function canonicalizeKeys(value: unknown, schema: AnySchema, path: readonly PropertyKey[] = []): unknown {
   const s = core(schema);
   const def = s._zod.def as {
     type: string;
@@ -45,26 +50,33 @@ export function canonicalizeKeys(value: unknown, schema: AnySchema): unknown {
     valueType?: AnySchema;
   };
   if (def.type === 'array' && def.element && Array.isArray(value)) {
-    return value.map((v) => canonicalizeKeys(v, def.element!));
+    return value.map((v, i) => canonicalizeKeys(v, def.element!, [...path, i]));
   }
   if (def.type === 'record' && def.valueType && isPlainObject(value)) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, canonicalizeKeys(v, def.valueType!)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [refuseInherited(k, path), canonicalizeKeys(v, def.valueType!, [...path, k])]));
   }
   if (def.type === 'union' && def.options) {
-    return def.options.reduce((v, option) => canonicalizeKeys(v, option), value);
+    return def.options.reduce((v, option) => canonicalizeKeys(v, option, path), value);
   }
   if (def.type !== 'object' || !def.shape || !isPlainObject(value)) return value;
-  const byLower = new Map(Object.keys(def.shape).map((k) => [k.toLowerCase(), k]));
-  const out: Record<string, unknown> = {};
+  const shape = def.shape;
+  const byLower = new Map(Object.keys(shape).map((k) => [k.toLowerCase(), k]));
+  const out: [string, unknown][] = [];
   for (const [key, v] of Object.entries(value)) {
-    const canonical = key in def.shape ? key : (byLower.get(key.toLowerCase()) ?? key);
-    if (canonical !== key && canonical in value) continue; // exact spelling present: it wins
-    const field = def.shape[canonical];
-    out[canonical] = field ? canonicalizeKeys(v, field) : v;
+    refuseInherited(key, path);
+    const canonical = Object.hasOwn(shape, key) ? key : (byLower.get(key.toLowerCase()) ?? key);
+    if (canonical !== key && Object.hasOwn(value, canonical)) continue; // exact spelling present: it wins
+    const field = Object.hasOwn(shape, canonical) ? shape[canonical] : undefined;
+    out.push([canonical, field ? canonicalizeKeys(v, field, [...path, canonical]) : v]);
   }
-  return out;
+  return Object.fromEntries(out); // own data properties, even for a key "__proto__"
 }
 
+function refuseInherited(key: string, path: readonly PropertyKey[]): string {
+  if (!INHERITED.has(key.toLowerCase())) return key;
+  const where = [...path, key].join('.');
+  throw new CniError(ErrorCode.invalidConfig, `invalid network config at ${where}: key ${JSON.stringify(key)} is reserved`, `${where}: a key named like an Object prototype member is no config field`);
+}
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   let v = input;
@@ -106,11 +118,9 @@ export function describeIssues(error: z.core.$ZodError, input?: unknown): string
   return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${issueMessage(i, input)}`).join('; ');
 }
 
-/** A plugin's state directory from its config (or `fallback`): absolute and without "..", checked before any file is touched. */
-export function stateDirOf(given: string | undefined, fallback: string): string {
-  const dir = given || fallback;
-  if (!dir.startsWith('/') || dir.split('/').includes('..')) throw new CniError(ErrorCode.invalidConfig, `invalid dataDir ${JSON.stringify(dir)}`, 'must be an absolute path without ".."');
-  return dir;
+/** A plugin's state directory from its config (or `fallback`), checked before any file is touched. */
+export function stateDirOf(given: string | undefined, fallback: string, key = 'dataDir'): string {
+  return given ? configPath(key, given) : fallback;
 }
 
 /** Validates a config object against a plugin schema: code 7 naming every offending key. */

@@ -35,9 +35,25 @@ export class CniError extends Error {
   }
 }
 
-/** Anything thrown becomes a CniError; foreign errors are code 999 and keep their cause. */
+/** errno names of conditions that clear up by themselves: the runtime should retry (code 11). */
+const TRANSIENT = new Set(['EAGAIN', 'EWOULDBLOCK', 'EBUSY', 'EINTR']);
+
+/** A failed system call (`fs` and friends): `code` is an errno name and `syscall` is set. */
+function isSystemError(err: Error): err is Error & { code: string; syscall: string } {
+  const e = err as { code?: unknown; syscall?: unknown };
+  return typeof e.code === 'string' && /^E[A-Z0-9]+$/.test(e.code) && typeof e.syscall === 'string';
+}
+
+/**
+ * Anything thrown becomes a CniError: a failed system call (a dataDir that is a file, a full disk,
+ * EACCES) is code 5, or 11 when it is transient, with the call's own message ("ENOTDIR: not a
+ * directory, mkdir '/x'"); other foreign errors are code 999. Both keep their cause.
+ */
 export function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
+  if (err instanceof Error && isSystemError(err)) {
+    return new CniError(TRANSIENT.has(err.code) ? ErrorCode.tryAgainLater : ErrorCode.ioFailure, err.message, undefined, { cause: err });
+  }
   if (err instanceof Error) {
     const details = 'details' in err && typeof err.details === 'string' ? err.details : undefined;
     return new CniError(ErrorCode.internal, err.message, details, { cause: err });

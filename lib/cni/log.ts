@@ -1,4 +1,6 @@
 import { appendFileSync } from 'node:fs';
+import { configPath, configPathProblem } from './config-path.ts';
+import { CniError, ErrorCode } from './errors.ts';
 
 export const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type Level = (typeof LEVELS)[number];
@@ -19,25 +21,46 @@ export interface LogSettings {
 
 const isLevel = (s: string): s is Level => (LEVELS as readonly string[]).includes(s);
 
+const LEVEL_RULE = `the level must be one of ${LEVELS.join(', ')}`;
+
 /**
  * TSCNI_LOG is `LEVEL`, `PATH` or `LEVEL:PATH` (e.g. `debug:/var/log/tscni.log`). The config's
- * `log: {level, file}` applies when the variable is unset.
+ * `log: {level, file}` applies when the variable is unset. What cannot be used is an error, not
+ * silence: code 4 for the variable, 7 for the config key.
  */
 export function parseLogSettings(variable: string | undefined, conf?: { level?: unknown; file?: unknown }): LogSettings {
   const settings: LogSettings = { level: 'warn' };
-  if (conf && typeof conf.level === 'string' && isLevel(conf.level)) settings.level = conf.level;
-  if (conf && typeof conf.file === 'string' && conf.file.startsWith('/')) settings.file = conf.file;
+  if (conf?.level !== undefined) {
+    if (typeof conf.level !== 'string' || !isLevel(conf.level)) throw new CniError(ErrorCode.invalidConfig, `invalid network config at log.level: ${LEVEL_RULE}`);
+    settings.level = conf.level;
+  }
+  if (conf?.file !== undefined) {
+    if (typeof conf.file !== 'string') throw new CniError(ErrorCode.invalidConfig, 'invalid network config at log.file: expected string');
+    settings.file = configPath('log.file', conf.file);
+  }
   if (!variable) return settings;
+  const badVariable = (why: string) => new CniError(ErrorCode.invalidEnvironment, `invalid TSCNI_LOG ${JSON.stringify(variable.slice(0, 64))}: ${why}`, 'TSCNI_LOG is LEVEL, PATH or LEVEL:PATH');
   const colon = variable.indexOf(':');
   const head = colon < 0 ? variable : variable.slice(0, colon);
-  if (isLevel(head)) {
-    settings.level = head;
-    if (colon >= 0 && variable.slice(colon + 1).startsWith('/')) settings.file = variable.slice(colon + 1);
-  } else if (variable.startsWith('/')) {
-    settings.level = 'info';
-    settings.file = variable;
+  const file = variable.startsWith('/') ? variable : colon >= 0 ? variable.slice(colon + 1) : undefined;
+  if (variable.startsWith('/')) settings.level = 'info';
+  else if (isLevel(head)) settings.level = head;
+  else throw badVariable(LEVEL_RULE);
+  if (file !== undefined) {
+    const problem = configPathProblem(file);
+    if (problem) throw badVariable(`the file ${problem}`);
+    settings.file = file;
   }
   return settings;
+}
+
+/** The settings for reporting a failure: an unusable TSCNI_LOG must not stop the error from being written. */
+export function fallbackLogSettings(variable: string | undefined): LogSettings {
+  try {
+    return parseLogSettings(variable);
+  } catch {
+    return { level: 'warn' };
+  }
 }
 
 /** One JSON line per event: on stderr (the runtime's log) and, if set, in the log file. */

@@ -6,6 +6,10 @@ import { CniError, ErrorCode } from './errors.ts';
  * fields. Kept free of zod, so VERSION, error paths and plugins without a schema (loopback) never load it.
  */
 
+/** The network name's form (spec section 1, and libcni's ValidateNetworkName): it may name files and chains. */
+export const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+export const NETWORK_NAME_RULE = 'must start with a letter or digit and contain only letters, digits, "_", "." and "-"';
+
 /** Parses stdin bytes as JSON: code 6 when they are not a JSON object. */
 export function parseJsonObject(bytes: string, what = 'network config'): Record<string, unknown> {
   let value: unknown;
@@ -34,6 +38,7 @@ export function readNetConf(raw: Record<string, unknown>): NetConf {
   const { name, cniVersion, type, ipam, args, runtimeConfig } = raw;
   expect('name', name, typeof name === 'string', 'string');
   if (name === '') throw fail('name', 'missing network name');
+  if (!NETWORK_NAME.test(name as string)) throw fail('name', NETWORK_NAME_RULE);
   if (cniVersion !== undefined) expect('cniVersion', cniVersion, typeof cniVersion === 'string', 'string');
   if (type !== undefined) expect('type', type, typeof type === 'string', 'string');
   if (ipam !== undefined) {

@@ -2,7 +2,7 @@ import { parseJsonObject, readNetConf } from './netconf.ts';
 import { parseEnv } from './env.ts';
 import { CniError, ErrorCode, toCniError } from './errors.ts';
 import type { Exec } from '../exec.ts';
-import { createLogger, parseLogSettings, type Logger } from './log.ts';
+import { createLogger, fallbackLogSettings, parseLogSettings, type Logger } from './log.ts';
 import { createContext, runVerb } from './context.ts';
 import type { Plugin, PluginResolver } from './plugin.ts';
 import { convertResult } from './result.ts';
@@ -11,7 +11,8 @@ import { atLeast, isSupported, LATEST_VERSION, SUPPORTED_VERSIONS, UNVERSIONED }
 /** The process as seen by the core: injected, so the whole protocol runs in unit tests. */
 export interface PluginIo {
   env: Readonly<Record<string, string | undefined>>;
-  readStdin(): string;
+  /** At most `limit` bytes of stdin: raw bytes (the core decodes them) or, from tests, text. */
+  readStdin(limit: number): Uint8Array | string;
   writeStdout(text: string): void;
   writeStderr(text: string): void;
   exec: Exec;
@@ -19,26 +20,44 @@ export interface PluginIo {
   self: string | undefined;
 }
 
-const MAX_STDIN = 16 * 1024 * 1024;
+export const MAX_STDIN = 16 * 1024 * 1024;
+
+// ignoreBOM keeps a byte-order mark in the text, where JSON.parse refuses it as Go's decoder does
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** stdin as text; `valid` is false for bytes that are not UTF-8 (the text then has U+FFFD in their place). */
+function decodeStdin(input: Uint8Array | string): { text: string; valid: boolean } {
+  if (typeof input === 'string') return { text: input, valid: true };
+  try {
+    return { text: utf8.decode(input), valid: true };
+  } catch {
+    return { text: new TextDecoder('utf-8', { ignoreBOM: true }).decode(input), valid: false };
+  }
+}
+
+const byteLength = (input: Uint8Array | string) => (typeof input === 'string' ? Buffer.byteLength(input) : input.length);
 
 /** Runs one CNI invocation of `plugin` and returns the exit code. Never throws. */
 export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
-  let stdin = '';
   let cniVersion: string | undefined;
   let log: Logger | undefined;
   try {
+    let input: Uint8Array | string;
     try {
-      stdin = io.readStdin();
+      input = io.readStdin(MAX_STDIN + 1);
     } catch (err) {
       throw new CniError(ErrorCode.ioFailure, `error reading from stdin: ${(err as Error).message}`);
     }
+    const decoded = decodeStdin(input);
+    const stdin = decoded.text;
     cniVersion = sniffVersion(stdin);
     const env = parseEnv(io.env);
     if (env.command === 'VERSION') {
       io.writeStdout(JSON.stringify({ cniVersion: cniVersion ?? LATEST_VERSION, supportedVersions: SUPPORTED_VERSIONS }));
       return 0;
     }
-    if (stdin.length > MAX_STDIN) throw new CniError(ErrorCode.ioFailure, `network config larger than ${MAX_STDIN} bytes`);
+    if (byteLength(input) > MAX_STDIN) throw new CniError(ErrorCode.ioFailure, `network config larger than ${MAX_STDIN} bytes`);
+    if (!decoded.valid) throw new CniError(ErrorCode.decodingFailure, 'cannot decode network config: not valid UTF-8');
     const raw = parseJsonObject(stdin);
     const conf = readNetConf(raw);
     const version = conf.cniVersion ?? UNVERSIONED;
@@ -68,7 +87,7 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
     // a failed step may leave siblings running: none may outlive the answer (or act after its undo)
     await io.exec.endChildren?.();
     const cniErr = toCniError(err);
-    (log ?? createLogger(parseLogSettings(io.env.TSCNI_LOG), { plugin: plugin.name }, io.writeStderr)).error(cniErr.message, {
+    (log ?? createLogger(fallbackLogSettings(io.env.TSCNI_LOG), { plugin: plugin.name }, io.writeStderr)).error(cniErr.message, {
       code: cniErr.code,
       details: cniErr.details,
       ...(cniErr.code === ErrorCode.internal && err instanceof Error && err.stack ? { stack: err.stack } : {}),

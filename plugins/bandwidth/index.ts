@@ -4,36 +4,48 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import type { Exec } from '../../lib/exec.ts';
-import { ipBatch, ipJson, parseIpJson } from '../../lib/ip/ip.ts';
+import { batchLine, ipArgv, ipBatch, ipJson, parseIpJson } from '../../lib/ip/ip.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
 import { BandwidthConf, parseBandwidth, type Bucket } from './conf.ts';
-import { ifbAlias, ifbName, planAdd, planDel } from './plan.ts';
+import { ifbAlias, ifbName, planAdd, planDel, vethPeerProblem } from './plan.ts';
 import { observeQdiscs, tcBatch, type Qdisc } from './tc.ts';
 
 /** Host-side interfaces of a prevResult (no sandbox), with names safe to pass on. */
 const hostCandidates = (prev: Result | undefined): string[] =>
-  (prev?.interfaces ?? []).filter((i) => !i.sandbox && validIfName(i.name) === undefined).map((i) => i.name);
+  (prev?.interfaces ?? []).filter((i) => !i.sandbox && validIfName(i.name) === undefined && batchSafe(i.name)).map((i) => i.name);
 
-/** The host end of the container's veth, as the reference finds it: a veth peer of CNI_IFNAME. */
-async function findHostVeth(ctx: PluginContext, prev: Result | undefined): Promise<IpLink | undefined> {
+const batchSafe = (name: string): boolean => {
+  try {
+    batchLine(name);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The host end of the container's veth, as the reference finds it: the host interface of prevResult
+ * that is the veth peer of CNI_IFNAME. prevResult is input: an interface it names is shaped only
+ * when the kernel says the two are peers, so a config cannot make us put qdiscs on the host's uplink.
+ */
+async function findHostVeth(ctx: PluginContext, prev: Result | undefined): Promise<IpLink> {
   const names = hostCandidates(prev);
-  if (names.length === 0) return undefined;
-  const veths = (await observeLinksDetailed(ctx.exec, names)).filter((l) => l.linkinfo?.info_kind === 'veth');
-  if (veths.length <= 1 || !ctx.netns) return veths[0];
-  const [peer] = await ipJson<(IpLink & { link_index?: number })[]>(ctx.exec, ['link', 'show', 'dev', ctx.ifname], ctx.netns);
-  return veths.find((v) => v.ifindex === peer?.link_index);
+  if (names.length === 0) throw new CniError(ErrorCode.invalidConfig, 'bandwidth only supports a veth interface on the host', 'no host interface in prevResult');
+  // two read-only spawns side by side: they reject only when ip cannot start, leaving no child behind
+  const [[container], hosts] = await Promise.all([observeLinksDetailed(ctx.exec, [ctx.ifname], ctx.netns), observeLinksDetailed(ctx.exec, names)]);
+  if (!container) throw new CniError(ErrorCode.invalidConfig, `bandwidth: container interface ${ctx.ifname} not found`, `not in ${ctx.netns}`);
+  const veth = hosts.find((h) => vethPeerProblem(h, container) === undefined);
+  if (veth) return veth;
+  const why = hosts.map((h) => vethPeerProblem(h, container)).join('; ') || `none of ${names.join(', ')} exists`;
+  throw new CniError(ErrorCode.invalidConfig, `bandwidth only supports a veth interface on the host: no host interface in prevResult is the veth peer of ${ctx.ifname}`, why);
 }
 
-/** `ip -d -json link show` of each name in one spawn; names that do not exist are skipped. */
-async function observeLinksDetailed(exec: Exec, names: readonly string[]): Promise<IpLink[]> {
-  const out = await exec.runAsync(['ip', '-d', '-force', '-json', '-batch', '-'], { input: names.map((n) => `link show dev ${n}\n`).join(''), allowFailure: true });
+/** `ip -d -json link show` of each name in one spawn (in `netns`, else here); names that do not exist are skipped. */
+async function observeLinksDetailed(exec: Exec, names: readonly string[], netns?: string): Promise<IpLink[]> {
+  const input = names.map((n) => batchLine('link', 'show', 'dev', n) + '\n').join('');
+  const out = await exec.runAsync([...ipArgv(netns), '-d', '-force', '-json', '-batch', '-'], { input, allowFailure: true });
   const parsed = parseIpJson<unknown[]>(out.stdout);
   return parsed.flatMap((x) => (Array.isArray(x) ? (x as IpLink[]) : [x as IpLink]));
-}
-
-function requireVeth(veth: IpLink | undefined): IpLink {
-  if (!veth) throw new CniError(ErrorCode.invalidConfig, 'bandwidth only supports a veth interface on the host', 'no host-side veth peer of the container interface in prevResult');
-  return veth;
 }
 
 function tbfMatches(qdiscs: Qdisc[] | undefined, b: Bucket): string | undefined {
@@ -53,7 +65,7 @@ export default definePlugin({
     const prev = ctx.prevResult;
     if (!prev) throw new CniError(ErrorCode.invalidConfig, 'must be called as chained plugin', 'bandwidth needs a prevResult');
     if (!limits.ingress && !limits.egress) return prev;
-    const veth = requireVeth(await findHostVeth(ctx, prev));
+    const veth = await findHostVeth(ctx, prev);
     const ifb = ifbName(conf.name, ctx.containerId);
     const plan = planAdd(limits, veth.ifname, ifb, ifbAlias(conf.name), veth.mtu);
     await using undo = ctx.undo();
@@ -71,7 +83,8 @@ export default definePlugin({
 
   async del(ctx) {
     const conf = parseConf(BandwidthConf(), ctx.conf);
-    const veth = await findHostVeth(ctx, ctx.prevResult).catch(() => undefined);
+    // Without a netns (or when the pair is gone) only the ifb is ours to remove: the host veth went with its peer.
+    const veth = ctx.netns ? await findHostVeth(ctx, ctx.prevResult).catch(() => undefined) : undefined;
     await applyDel(ctx.exec, veth?.ifname, ifbName(conf.name, ctx.containerId));
   },
 
@@ -79,7 +92,7 @@ export default definePlugin({
     const { conf, limits } = parseBandwidth(ctx.conf);
     if (!ctx.prevResult) throw new CniError(ErrorCode.invalidConfig, 'must be called as chained plugin', 'bandwidth needs a prevResult');
     if (!limits.ingress && !limits.egress) return;
-    const veth = requireVeth(await findHostVeth(ctx, ctx.prevResult));
+    const veth = await findHostVeth(ctx, ctx.prevResult);
     const ifb = ifbName(conf.name, ctx.containerId);
     const qdiscs = await observeQdiscs(ctx.exec, limits.egress ? [veth.ifname, ifb] : [veth.ifname]);
     const problems = [

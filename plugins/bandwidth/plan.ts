@@ -1,5 +1,6 @@
 import { attachmentHash, digestHex } from '../../lib/digest.ts';
 import { batchLine } from '../../lib/ip/ip.ts';
+import type { IpLink } from '../../lib/ip/types.ts';
 import type { Bucket, Limits } from './conf.ts';
 
 /** `bwp` + 12 hex of sha512(network + containerID): the reference plugin's ifb name. */
@@ -45,4 +46,19 @@ export function planDel(hostIf: string | undefined, ifb: string): BandwidthPlan 
     ip: [batchLine('link', 'del', 'dev', ifb)],
     tc: hostIf ? [batchLine('qdisc', 'del', 'dev', hostIf, 'root', 'handle', '1:'), batchLine('qdisc', 'del', 'dev', hostIf, 'handle', 'ffff:', 'ingress')] : [],
   };
+}
+
+/**
+ * Why host interface `host` is not the veth peer of the container's `ctr` (pure), or undefined when it
+ * is: both veths, each in another namespace than its peer (link_netnsid), each naming the other's
+ * ifindex as its peer's.
+ */
+export function vethPeerProblem(host: IpLink, ctr: IpLink): string | undefined {
+  if (host.linkinfo?.info_kind !== 'veth') return `${host.ifname} is not a veth`;
+  if (ctr.linkinfo?.info_kind !== 'veth') return `container interface ${ctr.ifname} is not a veth`;
+  if (host.link_netnsid === undefined || ctr.link_netnsid === undefined) return `${host.ifname} and ${ctr.ifname}: a peer is in the same namespace`;
+  if (host.link_index !== ctr.ifindex || ctr.link_index !== host.ifindex) {
+    return `${host.ifname} (ifindex ${host.ifindex}, peer ${host.link_index ?? '-'}) is not the peer of ${ctr.ifname} (ifindex ${ctr.ifindex}, peer ${ctr.link_index ?? '-'})`;
+  }
+  return undefined;
 }

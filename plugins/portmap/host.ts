@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { validIfName } from '../../lib/cni/env.ts';
-import type { Exec } from '../../lib/exec.ts';
+import type { Logger } from '../../lib/cni/log.ts';
+import { ProcessError, type Exec } from '../../lib/exec.ts';
 import { ipJson } from '../../lib/ip/ip.ts';
 import type { Mapping } from './conf.ts';
 
@@ -15,9 +16,30 @@ export async function enableLocalnetRouting(exec: Exec, containerIp: string): Pr
   writeFileSync(`/proc/sys/net/ipv4/conf/${dev}/route_localnet`, '1');
 }
 
-/** Drops UDP conntrack entries for the host ports, so earlier flows do not bypass the new DNAT. */
-export async function flushUdpConntrack(exec: Exec, mappings: readonly Mapping[]): Promise<void> {
+const CONNTRACK_IN_FLIGHT = 4;
+
+/**
+ * Drops UDP conntrack entries for the host ports, so earlier flows do not bypass the new DNAT. One
+ * `conntrack` per port (it takes one port), at most 4 at a time: a mapping of thousands of ports must
+ * not start thousands of processes at once. Without a `conntrack` binary this is a warning: the
+ * forwarding works, only flows older than it keep their old path until they expire.
+ */
+export async function flushUdpConntrack(exec: Exec, mappings: readonly Mapping[], log: Logger): Promise<void> {
   const ports = [...new Set(mappings.filter((m) => m.protocol === 'udp').map((m) => m.hostPort))];
-  // conntrack exits 1 when nothing matched: that is fine.
-  await Promise.all(ports.map((port) => exec.runAsync(['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(port)], { allowFailure: true })));
+  let missing: ProcessError | undefined;
+  const worker = async () => {
+    for (let port = ports.shift(); port !== undefined && !missing; port = ports.shift()) {
+      try {
+        // conntrack exits 1 when nothing matched: that is fine.
+        await exec.runAsync(['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(port)], { allowFailure: true });
+      } catch (err) {
+        if (!(err instanceof ProcessError && err.notStarted)) throw err;
+        missing = err;
+      }
+    }
+  };
+  const workers = await Promise.allSettled(Array.from({ length: Math.min(CONNTRACK_IN_FLIGHT, ports.length) }, worker));
+  const failed = workers.find((w) => w.status === 'rejected');
+  if (failed) throw failed.reason;
+  if (missing) log.warn('cannot flush UDP conntrack entries of the host ports: existing flows keep their old path until they expire', { error: missing.message });
 }

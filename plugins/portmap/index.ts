@@ -55,7 +55,7 @@ export default definePlugin({
     }
     const v4 = p.families.find((f) => f.family === 4);
     if (p.snat && v4) await enableLocalnetRouting(ctx.exec, v4.containerIp);
-    await flushUdpConntrack(ctx.exec, mappings);
+    await flushUdpConntrack(ctx.exec, mappings, ctx.log);
     undo.commit();
     return prev;
   },

@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ipJson } from '../support/kernel.ts';
@@ -302,5 +303,345 @@ describe('a bridge ADD killed by its runtime', () => {
     const add = await run({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: s.name('id'), CNI_NETNS: ctr.path, CNI_PATH: dir }, { ...conf, ipam: { type: 'hang-ipam' } }, ipamStarted);
     expect(add.signal).toBe('SIGKILL');
     expect(add.leftBehind, 'the IPAM (sleep 60) died with the plugin').toEqual([]);
+  });
+});
+
+/*
+ * ─── Issue 13, "Input": each class of hostile input through the built binary ───
+ * Plugins run inside a "host" namespace of ours (nsenter), so rules, links and addresses they made
+ * would show there; files go to a tmpdir of ours. Kept apart from the table above to ease merging.
+ */
+describe('hostile input (issue 13): decoding, names, keys, paths, file system, stdin, conntrack, bandwidth, CLI', () => {
+  const s = new Scope();
+  let host: { name: string; path: string };
+  let ctr: { name: string; path: string };
+  let dir: string;
+  afterAll(() => s.dispose());
+
+  beforeAll(() => {
+    host = s.netns('h');
+    ctr = s.netns('c');
+    dir = s.tmpdir();
+  });
+
+  interface Run {
+    status: number | null;
+    stdout: string;
+    stderr: string;
+    json: any;
+  }
+
+  /** One plugin call inside our host namespace, as a runtime makes it. */
+  function call(plugin: string, stdin: string | Buffer | Record<string, unknown>, env: Env = {}): Run {
+    const base: Env = { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `${s.prefix}-ctr`, CNI_NETNS: ctr.path, CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN, ...env };
+    const clean = Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined)) as Record<string, string>;
+    const input = typeof stdin === 'string' || Buffer.isBuffer(stdin) ? stdin : JSON.stringify(stdin);
+    const r = spawnSync('nsenter', [`--net=${host.path}`, join(OUR_BIN, plugin)], { env: clean, input, encoding: 'utf8', maxBuffer: mb(1) });
+    let json: any;
+    try {
+      json = JSON.parse(r.stdout);
+    } catch {
+      json = undefined;
+    }
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr, json };
+  }
+
+  /** What a plugin could leave: links, addresses, routes and rules of both namespaces, files in our dir. */
+  const snapshot = () => ({
+    hostLinks: ipJson(['addr', 'show'], host.name),
+    hostRoutes: ipJson(['route', 'show', 'table', 'all'], host.name),
+    ctrLinks: ipJson(['addr', 'show'], ctr.name),
+    nft: sh(['ip', 'netns', 'exec', host.name, 'nft', 'list', 'ruleset']),
+    nat: sh(['ip', 'netns', 'exec', host.name, 'iptables-save', '-t', 'nat']).replace(/^#.*\n/gm, ''),
+    files: sh(['find', dir, '-printf', '%p %s %y\n']),
+  });
+
+  /** Asserts a refusal: exit 1, one JSON error with `code` and a message matching `msg`, nothing changed. */
+  function refused(plugin: string, stdin: string | Buffer | Record<string, unknown>, code: number, msg: RegExp, env: Env = {}): Run {
+    const before = snapshot();
+    const r = call(plugin, stdin, env);
+    expect(r.status, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout.trim().split('\n'), 'one JSON error on stdout').toHaveLength(1);
+    expect(r.json.code, r.stdout).toBe(code);
+    expect(r.json.msg).toMatch(msg);
+    expect(r.json.msg.length, 'message is short enough to read').toBeLessThan(300);
+    expect(snapshot()).toEqual(before);
+    return r;
+  }
+
+  const bridgeConf = (extra: Record<string, unknown> = {}) => ({
+    cniVersion: '1.0.0',
+    name: 'hostile-net',
+    type: 'bridge',
+    bridge: `${s.prefix}br`,
+    ipam: { type: 'host-local', dataDir: join(dir, 'ipam'), ranges: [[{ subnet: '10.213.7.0/24' }]] },
+    ...extra,
+  });
+
+  describe('invalid UTF-8 anywhere in stdin is code 6 (never decoded to U+FFFD)', () => {
+    const utf8Cases: [string, () => Buffer][] = [
+      ['in the bridge name', () => Buffer.concat([Buffer.from(JSON.stringify(bridgeConf({ bridge: 'PLACEHOLDER' })).split('PLACEHOLDER')[0]!), Buffer.from([0x62, 0xff, 0x72]), Buffer.from(JSON.stringify(bridgeConf({ bridge: 'PLACEHOLDER' })).split('PLACEHOLDER')[1]!)])],
+      ['a lone continuation byte in an unknown key', () => Buffer.concat([Buffer.from('{"cniVersion":"1.0.0","name":"n","type":"bridge","x'), Buffer.from([0x80]), Buffer.from('":1}')])],
+      ['an overlong encoding of "/"', () => Buffer.concat([Buffer.from('{"cniVersion":"1.0.0","name":"n'), Buffer.from([0xc0, 0xaf]), Buffer.from('","type":"bridge"}')])],
+      ['a UTF-16 surrogate encoded in UTF-8', () => Buffer.concat([Buffer.from('{"cniVersion":"1.0.0","name":"n","type":"bridge","bridge":"b'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')])],
+    ];
+    for (const [name, bytes] of utf8Cases) {
+      it(name, () => {
+        const r = refused('bridge', bytes(), 6, /^cannot decode network config: not valid UTF-8$/);
+        expect(r.json.cniVersion).toBe('1.0.0');
+      });
+    }
+  });
+
+  describe('the network name has the spec pattern in every plugin (the spec and the reference skel agree)', () => {
+    const bad = ['a\u0000b', '../x', '-n', 'a b', 'n\nlink del lo', 'ü', '.'];
+    for (const plugin of ['loopback', 'bridge', 'tuning', 'portmap', 'bandwidth', 'firewall', 'host-local', 'vxlan']) {
+      it(`${plugin} refuses ${bad.length} bad names with code 7`, () => {
+        for (const name of bad) refused(plugin, { cniVersion: '1.0.0', name, type: plugin }, 7, /^invalid network config at name: must start with a letter or digit/);
+      });
+    }
+  });
+
+  describe('a config key named like an Object prototype member is code 7, not a TypeError', () => {
+    const rows: [string, string, () => string][] = [
+      ['bridge', 'constructor', () => JSON.stringify(bridgeConf({ constructor: { a: 1 } }))],
+      ['bridge', 'toString', () => JSON.stringify(bridgeConf({ toString: 1 }))],
+      ['bridge', '__proto__', () => JSON.stringify(bridgeConf()).replace(/^\{/, '{"__proto__":{"bridge":"x"},')],
+      ['bridge', 'ipam.hasOwnProperty', () => JSON.stringify(bridgeConf({ ipam: { type: 'host-local', hasOwnProperty: 1, ranges: [[{ subnet: '10.213.7.0/24' }]] } }))],
+      ['tuning', 'sysctl.constructor', () => JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'tuning', sysctl: { constructor: '1' }, prevResult: { cniVersion: '1.0.0' } })],
+      ['portmap', 'runtimeConfig.portMappings.0.valueOf', () => JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'portmap', runtimeConfig: { portMappings: [{ hostPort: 1, containerPort: 1, valueOf: 1 }] } })],
+    ];
+    for (const [plugin, key, stdin] of rows) {
+      it(`${plugin}: ${key}`, () => {
+        refused(plugin, stdin(), 7, new RegExp(`^invalid network config at ${key.replace(/[.$]/g, '\\$&')}: key "${key.split('.').pop()}" is reserved$`));
+      });
+    }
+  });
+
+  describe('config path keys that are relative or have a ".." segment are code 7, naming the key', () => {
+    const rows: [string, string, Record<string, unknown>, RegExp][] = [
+      ['host-local dataDir relative', 'host-local', { cniVersion: '1.0.0', name: 'n', type: 'host-local', ipam: { type: 'host-local', dataDir: 'var/lib/cni', ranges: [[{ subnet: '10.213.7.0/24' }]] } }, /at ipam\.dataDir: must be an absolute path$/],
+      ['host-local dataDir with ..', 'host-local', { cniVersion: '1.0.0', name: 'n', type: 'host-local', ipam: { type: 'host-local', dataDir: '/tmp/../etc', ranges: [[{ subnet: '10.213.7.0/24' }]] } }, /at ipam\.dataDir: must not contain a "\.\." segment$/],
+      ['host-local resolvConf relative', 'host-local', { cniVersion: '1.0.0', name: 'n', type: 'host-local', ipam: { type: 'host-local', resolvConf: 'resolv.conf', ranges: [[{ subnet: '10.213.7.0/24' }]] } }, /at ipam\.resolvConf: must be an absolute path$/],
+      ['tuning dataDir with ..', 'tuning', { cniVersion: '1.0.0', name: 'n', type: 'tuning', dataDir: '/run/../etc', prevResult: { cniVersion: '1.0.0' } }, /at dataDir: must not contain a "\.\." segment$/],
+      ['portmap dataDir relative', 'portmap', { cniVersion: '1.0.0', name: 'n', type: 'portmap', dataDir: 'run/portmap' }, /at dataDir: must be an absolute path$/],
+      ['vxlan stateDir with ..', 'vxlan', { cniVersion: '1.0.0', name: 'n', type: 'vxlan', network: '10.244.0.0/16', subnet: '10.244.1.0/24', peers: [], stateDir: '/var/lib/../../etc' }, /at stateDir: must not contain \.\.$/],
+      ['log.file relative', 'loopback', { cniVersion: '1.0.0', name: 'n', type: 'loopback', log: { file: 'tscni.log' } }, /at log\.file: must be an absolute path$/],
+      ['log.file with ..', 'loopback', { cniVersion: '1.0.0', name: 'n', type: 'loopback', log: { file: '/var/log/../../etc/x' } }, /at log\.file: must not contain a "\.\." segment$/],
+      ['log.level unknown', 'loopback', { cniVersion: '1.0.0', name: 'n', type: 'loopback', log: { level: 'loud' } }, /at log\.level: the level must be one of error, warn, info, debug$/],
+    ];
+    for (const [name, plugin, stdin, msg] of rows) it(name, () => void refused(plugin, stdin, 7, msg));
+
+    it('TSCNI_LOG with an unknown level or a relative file is code 4', () => {
+      refused('loopback', { cniVersion: '1.0.0', name: 'n', type: 'loopback' }, 4, /^invalid TSCNI_LOG "verbose": the level must be one of/, { TSCNI_LOG: 'verbose' });
+      refused('loopback', { cniVersion: '1.0.0', name: 'n', type: 'loopback' }, 4, /^invalid TSCNI_LOG "debug:x\.log": the file must be an absolute path$/, { TSCNI_LOG: 'debug:x.log' });
+    });
+  });
+
+  describe('file system errors the input causes have a specific code (5), never 999', () => {
+    it('host-local with a dataDir that is a file', () => {
+      const file = join(dir, 'host-local-file');
+      writeFileSync(file, 'not a directory');
+      refused('host-local', { cniVersion: '1.0.0', name: 'n', type: 'host-local', ipam: { type: 'host-local', dataDir: file, ranges: [[{ subnet: '10.213.7.0/24' }]] } }, 5, /^(ENOTDIR|EEXIST): .*host-local-file/);
+      expect(readFileSync(file, 'utf8')).toBe('not a directory');
+    });
+
+    it('bridge whose IPAM dataDir is a file: no bridge, no veth, no address left', () => {
+      const file = join(dir, 'bridge-ipam-file');
+      writeFileSync(file, 'x');
+      refused('bridge', bridgeConf({ ipam: { type: 'host-local', dataDir: file, ranges: [[{ subnet: '10.213.7.0/24' }]] } }), 5, /^(ENOTDIR|EEXIST): .*bridge-ipam-file/);
+    });
+
+    it('portmap with a dataDir that is a file: no rule left', () => {
+      const file = join(dir, 'portmap-file');
+      writeFileSync(file, 'x');
+      const prevResult = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: ctr.path }], ips: [{ address: '10.213.8.2/24', interface: 0 }] };
+      refused('portmap', { cniVersion: '1.0.0', name: 'n', type: 'portmap', backend: 'nftables', dataDir: file, runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }] }, prevResult }, 5, /^(ENOTDIR|EEXIST): .*portmap-file/);
+    });
+  });
+
+  describe('stdin: the size limit holds while reading, and a non-blocking pipe is read to its end', () => {
+    /** Feeds `stdin` to the plugin through a pipe in `chunk`-byte writes `pauseMs` apart, optionally O_NONBLOCK; reports what was written. */
+    const FEEDER = `
+import fcntl, json, os, subprocess, sys, time
+chunk, pause, nonblock = int(sys.argv[1]), float(sys.argv[2]) / 1000, sys.argv[3] == '1'
+data = sys.stdin.buffer.read()
+r, w = os.pipe()
+if nonblock:
+    fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_NONBLOCK)
+p = subprocess.Popen(sys.argv[4:], stdin=r, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+os.close(r)
+written = 0
+try:
+    while written < len(data):
+        written += os.write(w, data[written:written + chunk])
+        time.sleep(pause)
+except BrokenPipeError:
+    pass
+os.close(w)
+out, err = p.communicate()
+print(json.dumps({"status": p.returncode, "stdout": out.decode(), "stderr": err.decode(), "written": written}))
+`;
+    function feed(plugin: string, stdin: Buffer, chunk: number, pauseMs: number, nonblocking: boolean, env: Env) {
+      const argv = ['python3', '-c', FEEDER, String(chunk), String(pauseMs), nonblocking ? '1' : '0', 'nsenter', `--net=${host.path}`, join(OUR_BIN, plugin)];
+      const clean = Object.fromEntries(Object.entries({ PATH: process.env.PATH, CNI_PATH: OUR_BIN, ...env }).filter(([, v]) => v !== undefined)) as Record<string, string>;
+      const r = spawnSync(argv[0]!, argv.slice(1), { input: stdin, env: clean, encoding: 'utf8', maxBuffer: mb(4) });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { status: number; stdout: string; stderr: string; written: number };
+    }
+
+    it('20 MiB fed slowly: code 5, and the plugin stops reading soon after 16 MiB (the writer is cut off)', () => {
+      const big = Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'loopback', pad: 'x'.repeat(mb(20)) }));
+      const before = snapshot();
+      const r = feed('loopback', big, mb(1), 20, false, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'big', CNI_NETNS: ctr.path, CNI_IFNAME: 'lo' });
+      expect(r.status, r.stderr).toBe(1);
+      expect(JSON.parse(r.stdout)).toMatchObject({ code: 5, msg: 'network config larger than 16777216 bytes' });
+      expect(r.written, 'bytes the plugin took before it stopped reading').toBeLessThan(mb(18));
+      expect(snapshot()).toEqual(before);
+    });
+
+    it('a non-blocking pipe written in small pieces is read whole: the ADD succeeds with the full config', () => {
+      const lo = s.netns('l');
+      sh(['ip', '-n', lo.name, 'link', 'set', 'lo', 'down']);
+      const conf = Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'lo-net', type: 'loopback', pad: 'y'.repeat(200_000), note: 'end' }));
+      const r = feed('loopback', conf, 16_384, 5, true, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'nb', CNI_NETNS: lo.path, CNI_IFNAME: 'lo' });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ cniVersion: '1.0.0', interfaces: [{ name: 'lo' }] });
+      expect(ipJson(['link', 'show', 'lo'], lo.name)[0].flags).toContain('UP');
+    });
+  });
+
+  describe('portmap and conntrack: at most 4 in flight; none installed is a warning', () => {
+    const PORTS = 120;
+    const mappings = Array.from({ length: PORTS }, (_, i) => ({ hostPort: 30000 + i, containerPort: 9000, protocol: 'udp' }));
+    const conf = (dataDir: string) => ({
+      cniVersion: '1.0.0',
+      name: 'ct-net',
+      type: 'portmap',
+      backend: 'nftables',
+      dataDir,
+      runtimeConfig: { portMappings: mappings },
+      prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: ctr.path }], ips: [{ address: '10.213.9.2/24', interface: 0 }] },
+    });
+    beforeAll(() => {
+      // the container's address must be routable from the host namespace (portmap asks `ip route get`)
+      const veth = `${s.prefix}ct`;
+      sh(['ip', '-n', host.name, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'ct0', 'netns', ctr.name]);
+      sh(['ip', '-n', host.name, 'addr', 'add', '10.213.9.1/24', 'dev', veth]);
+      sh(['ip', '-n', host.name, 'link', 'set', veth, 'up']);
+    });
+
+    /** A PATH whose first directory has only what the test puts there, then everything in /usr/sbin but conntrack, then /usr/bin and /bin. */
+    function pathWith(stub: string | undefined): string {
+      const bin = s.tmpdir();
+      const sbin = s.tmpdir();
+      for (const f of readdirSync('/usr/sbin')) if (f !== 'conntrack') symlinkSync(join('/usr/sbin', f), join(sbin, f));
+      if (stub) writeFileSync(join(bin, 'conntrack'), stub, { mode: 0o755 });
+      return `${bin}:${sbin}:/usr/bin:/bin`;
+    }
+
+    it(`${PORTS} UDP host ports: every port flushed, never more than 4 conntrack at once, DEL leaves nothing`, () => {
+      const rec = s.tmpdir();
+      const stub = `#!/bin/sh
+mkdir "${rec}/run.$$"
+ls -d "${rec}"/run.* | wc -l >> "${rec}/inflight"
+sleep 0.02
+echo "$*" >> "${rec}/calls"
+rmdir "${rec}/run.$$"
+exit 1
+`;
+      const before = snapshot();
+      const marks = s.tmpdir();
+      const env = { PATH: pathWith(stub), CNI_CONTAINERID: `${s.prefix}-ct` };
+      const add = call('portmap', conf(marks), env);
+      expect(add.status, add.stdout + add.stderr).toBe(0);
+      const calls = readFileSync(join(rec, 'calls'), 'utf8').trim().split('\n');
+      expect(calls).toHaveLength(PORTS);
+      expect(new Set(calls)).toEqual(new Set(mappings.map((m) => `-D -p udp --orig-port-dst ${m.hostPort}`)));
+      const peak = Math.max(...readFileSync(join(rec, 'inflight'), 'utf8').trim().split('\n').map(Number));
+      expect(peak).toBeGreaterThanOrEqual(1);
+      expect(peak).toBeLessThanOrEqual(4);
+      const del = call('portmap', conf(marks), { ...env, CNI_COMMAND: 'DEL' });
+      expect(del.status, del.stdout + del.stderr).toBe(0);
+      expect(snapshot()).toEqual(before);
+      expect(readdirSync(marks)).toEqual([]);
+    });
+
+    it('no conntrack binary: the ADD succeeds (forwarding in place) with a warning on stderr', () => {
+      const env = { PATH: pathWith(undefined), CNI_CONTAINERID: `${s.prefix}-nc` };
+      const before = snapshot();
+      const marks = s.tmpdir();
+      const add = call('portmap', conf(marks), env);
+      expect(add.status, add.stdout + add.stderr).toBe(0);
+      expect(add.json.ips).toEqual([{ address: '10.213.9.2/24', interface: 0 }]);
+      const warning = add.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.level === 'warn');
+      expect(warning?.msg).toMatch(/^cannot flush UDP conntrack entries/);
+      expect(warning?.error).toMatch(/conntrack/);
+      expect(sh(['ip', 'netns', 'exec', host.name, 'nft', 'list', 'table', 'inet', 'tscni_portmap'])).toContain('30119');
+      expect(call('portmap', conf(marks), { ...env, CNI_COMMAND: 'DEL' }).status).toBe(0);
+      expect(snapshot()).toEqual(before);
+      expect(readdirSync(marks)).toEqual([]);
+    });
+  });
+
+  describe('bandwidth shapes only the veth peer of the container interface', () => {
+    it('refuses a host veth of another pair and a non-veth named in prevResult: code 7, no qdisc, no ifb', () => {
+      const other = s.netns('o');
+      const mine = `${s.prefix}hv`;
+      const theirs = `${s.prefix}ov`;
+      const uplink = `${s.prefix}up`;
+      sh(['ip', '-n', host.name, 'link', 'add', mine, 'type', 'veth', 'peer', 'name', 'bw0', 'netns', ctr.name]);
+      sh(['ip', '-n', host.name, 'link', 'add', theirs, 'type', 'veth', 'peer', 'name', 'bw0', 'netns', other.name]);
+      sh(['ip', '-n', host.name, 'link', 'add', uplink, 'type', 'bridge']);
+      s.defer(() => tryRun(['ip', '-n', host.name, 'link', 'del', mine]));
+      const conf = (hostIf: string) => ({
+        cniVersion: '1.0.0',
+        name: 'bw-net',
+        type: 'bandwidth',
+        ingressRate: 1_000_000,
+        ingressBurst: 100_000,
+        egressRate: 1_000_000,
+        egressBurst: 100_000,
+        prevResult: { cniVersion: '1.0.0', interfaces: [{ name: hostIf }, { name: 'bw0', sandbox: ctr.path }], ips: [] },
+      });
+      const env = { CNI_IFNAME: 'bw0' };
+      const qdiscs = () => sh(['tc', '-n', host.name, 'qdisc', 'show']);
+      const before = qdiscs();
+      refused('bandwidth', conf(theirs), 7, /no host interface in prevResult is the veth peer of bw0$/, env);
+      const dummy = refused('bandwidth', conf(uplink), 7, /no host interface in prevResult is the veth peer of bw0$/, env);
+      expect(dummy.json.details).toBe(`${uplink} is not a veth`);
+      expect(qdiscs()).toBe(before);
+      // the real peer is accepted, and DEL removes what ADD made
+      const add = call('bandwidth', conf(mine), env);
+      expect(add.status, add.stdout + add.stderr).toBe(0);
+      expect(qdiscs()).toContain(`dev ${mine}`);
+      expect(call('bandwidth', conf(mine), { ...env, CNI_COMMAND: 'DEL' }).status).toBe(0);
+      expect(qdiscs()).toBe(before);
+    });
+  });
+
+  describe('tscni CLI', () => {
+    it('--log with an unknown level is a usage error (exit 2) with a clear message', () => {
+      const r = spawnSync(join(OUR_BIN, 'tscni'), ['vxlan', 'sync', '--conf', join(dir, 'none.conf'), '--log', 'verbose'], { encoding: 'utf8' });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain('unknown --log level "verbose": use one of error, warn, info, debug');
+    });
+
+    it('the fix `tscni ipam leaks` prints for an ifname like $(reboot) runs only tscni when pasted into a shell', () => {
+      const dataDir = join(dir, 'leaks');
+      const add = call('host-local', { cniVersion: '1.0.0', name: 'leak-net', type: 'host-local', ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.213.10.0/24' }]] } }, { CNI_IFNAME: '$(reboot)', CNI_CONTAINERID: 'leaky' });
+      expect(add.status, add.stdout).toBe(0);
+      const leaks = spawnSync(join(OUR_BIN, 'tscni'), ['ipam', 'leaks', '--json', '--data-dir', dataDir, '--cache-dir', s.tmpdir()], { encoding: 'utf8' });
+      const [leak] = JSON.parse(leaks.stdout);
+      expect(leak).toMatchObject({ ifname: '$(reboot)', reason: 'no cached attachment' });
+      // paste it: stubs record what ran
+      const stubs = s.tmpdir();
+      const rec = join(stubs, 'ran');
+      writeFileSync(join(stubs, 'tscni'), `#!/bin/sh\nprintf 'tscni %s|%s|%s\\n' "$CNI_CONTAINERID" "$CNI_IFNAME" "$*" >> ${rec}\n`, { mode: 0o755 });
+      writeFileSync(join(stubs, 'reboot'), `#!/bin/sh\necho reboot >> ${rec}\n`, { mode: 0o755 });
+      const pasted = spawnSync('bash', ['-c', leak.fix], { env: { PATH: `${stubs}:/usr/bin:/bin` }, encoding: 'utf8' });
+      expect(pasted.status, pasted.stderr).toBe(0);
+      expect(readFileSync(rec, 'utf8')).toBe('tscni leaky|$(reboot)|del leak-net\n');
+    });
   });
 });

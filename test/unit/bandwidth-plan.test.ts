@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConf } from '../../lib/cni/conf.ts';
 import { BandwidthConf, resolveLimits } from '../../plugins/bandwidth/conf.ts';
-import { ifbName, planAdd, planDel } from '../../plugins/bandwidth/plan.ts';
+import { ifbName, planAdd, planDel, vethPeerProblem } from '../../plugins/bandwidth/plan.ts';
 
 describe('bandwidth', () => {
   it('names the ifb as the reference plugin does', () => {
@@ -35,5 +35,23 @@ describe('bandwidth', () => {
     });
     expect(planDel(undefined, 'bwp0')).toEqual({ ip: ['link del dev bwp0'], tc: [] });
     expect(planDel('veth1', 'bwp0').tc).toEqual(['qdisc del dev veth1 root handle 1:', 'qdisc del dev veth1 handle ffff: ingress']);
+  });
+});
+
+describe('vethPeerProblem: the host interface shaped must be the container interface’s veth peer', () => {
+  const veth = { linkinfo: { info_kind: 'veth' }, flags: [], mtu: 1500 };
+  const host = { ...veth, ifname: 'vethA', ifindex: 12, link_index: 2, link_netnsid: 0 };
+  const ctr = { ...veth, ifname: 'eth0', ifindex: 2, link_index: 12, link_netnsid: 0 };
+
+  it('accepts a pair that names each other across namespaces', () => {
+    expect(vethPeerProblem(host, ctr)).toBeUndefined();
+  });
+
+  it('refuses a non-veth, a veth of another pair, and a pair within one namespace', () => {
+    expect(vethPeerProblem({ ...host, ifname: 'eth9', linkinfo: {} }, ctr)).toBe('eth9 is not a veth');
+    expect(vethPeerProblem({ ...host, ifindex: 13 }, ctr)).toBe('vethA (ifindex 13, peer 2) is not the peer of eth0 (ifindex 2, peer 12)');
+    expect(vethPeerProblem(host, { ...ctr, ifindex: 3 })).toMatch(/is not the peer of eth0/);
+    expect(vethPeerProblem({ ...host, link_netnsid: undefined }, ctr)).toMatch(/same namespace/);
+    expect(vethPeerProblem(host, { ...ctr, linkinfo: { info_kind: 'dummy' } })).toBe('container interface eth0 is not a veth');
   });
 });

@@ -100,8 +100,8 @@ COMMIT
     expect(findings).toHaveLength(1);
     expect(findings[0]!.message).toContain('4 iptables nat rule(s)/chain(s) left by network "n" container gone');
     expect(findings[0]!.fix!.split(' && ')).toEqual([
-      'iptables -t nat -D POSTROUTING -s 10.99.0.2/32 -m comment --comment "name: \\"n\\" id: \\"gone\\"" -j CNI-e5e4b977c1f1ab9129267d8a',
-      'iptables -t nat -D CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"n\\" id: \\"gone\\"" -m multiport --dports 18080 -j CNI-DN-e5e4b977c1f1ab9129267',
+      `iptables -t nat -D POSTROUTING -s 10.99.0.2/32 -m comment --comment 'name: "n" id: "gone"' -j CNI-e5e4b977c1f1ab9129267d8a`,
+      `iptables -t nat -D CNI-HOSTPORT-DNAT -p tcp -m comment --comment 'dnat name: "n" id: "gone"' -m multiport --dports 18080 -j CNI-DN-e5e4b977c1f1ab9129267`,
       'iptables -t nat -F CNI-e5e4b977c1f1ab9129267d8a',
       'iptables -t nat -F CNI-DN-e5e4b977c1f1ab9129267',
       'iptables -t nat -X CNI-e5e4b977c1f1ab9129267d8a',
@@ -183,5 +183,20 @@ describe('doctor: configs checked by each plugin\'s own parser', () => {
     expect(about('e.conflist').severity).toBe('ok'); // not ours: only found in CNI_PATH
     expect(delegatedIpam({ type: 'vxlan', ipam: { type: 'host-local' } }, await loadPlugin('vxlan'))).toBeUndefined();
     expect(delegatedIpam({ type: 'macvlan', ipam: { type: 'host-local' } }, undefined)).toBe('host-local');
+  });
+});
+
+describe('usage errors', () => {
+  it('tscni vxlan --log with an unknown level is a usage error (exit 2) naming the levels', async () => {
+    const { runVxlanCli } = await import('../../cli/vxlan.ts');
+    let stderr = '';
+    const code = await runVxlanCli(['sync', '--conf', '/nonexistent.conf', '--log', 'verbose'], { writeStdout: () => {}, writeStderr: (t) => (stderr += t) });
+    expect(code).toBe(2);
+    expect(stderr).toContain('unknown --log level "verbose": use one of error, warn, info, debug');
+  });
+
+  it('an option named like an Object prototype member is unknown, not a crash', async () => {
+    const { parseArgs } = await import('../../cli/args.ts');
+    for (const name of ['constructor', 'toString', '__proto__']) expect(() => parseArgs([`--${name}`], {})).toThrow(`unknown option --${name}`);
   });
 });

@@ -70,6 +70,30 @@ describe('parseConf', () => {
     );
   });
 
+  it('a key named like an Object prototype member is code 7 naming it, at any depth and in any case', () => {
+    for (const key of ['constructor', 'toString', 'ToString', 'hasOwnProperty', 'valueOf']) {
+      expect(() => parseConf(Conf, { name: 'n', [key]: 1 }), key).toThrow(expect.objectContaining({ code: 7, message: `invalid network config at ${key}: key "${key}" is reserved` }));
+    }
+    const proto = JSON.parse('{"name":"n","runtimeConfig":{"portMappings":[{"__proto__":{"hostPort":1}}]}}');
+    expect(() => parseConf(Conf, proto)).toThrow(expect.objectContaining({ code: 7, message: 'invalid network config at runtimeConfig.portMappings.0.__proto__: key "__proto__" is reserved' }));
+    expect(() => parseConf(Conf, { name: 'n', runtimeConfig: { byName: { constructor: { mtu: 1500 } } } })).toThrow(expect.objectContaining({ code: 7 }));
+  });
+
+  it('a field spelled like an inherited name is not found through the prototype', () => {
+    const Shape = z.looseObject({ name: z.string(), mtu: z.optional(z.number()) });
+    expect(canonicalizeKeys({ name: 'n', MTU: 9000, extra: 1 }, Shape)).toEqual({ name: 'n', mtu: 9000, extra: 1 });
+    expect(Object.getPrototypeOf(canonicalizeKeys({ name: 'n' }, Shape))).toBe(Object.prototype);
+  });
+
+  it('the network name has the spec\'s form (libcni and the reference skel check the same pattern)', () => {
+    for (const name of ['n', 'lo-net', 'A.b_c-9', '0']) expect(parseConf(NetConf(), { name }).name).toBe(name);
+    for (const name of ['-n', '.n', '_n', 'a b', 'a/b', '..', 'a\u0000b', 'n\n', 'ü', 'a\ufffdb', 'n;rm']) {
+      expect(() => parseConf(NetConf(), { name }), JSON.stringify(name)).toThrow(
+        expect.objectContaining({ code: 7, message: 'invalid network config at name: must start with a letter or digit and contain only letters, digits, "_", "." and "-"' }),
+      );
+    }
+  });
+
   it('a custom schema message is kept', () => {
     expect(() => parseConf(NetConf(), { name: '' })).toThrow('invalid network config at name: missing network name');
   });
@@ -93,6 +117,9 @@ describe('readNetConf (the hot path) agrees with the NetConf schema', () => {
     { name: 'n', args: 'x' },
     { name: 'n', args: [1] },
     { name: 'n', runtimeConfig: 7 },
+    { name: '-n' },
+    { name: 'a\u0000b' },
+    { name: 'n\n' },
   ];
   const verdict = (f: () => unknown) => {
     try {

@@ -16,10 +16,14 @@ describe('parseLogSettings (TSCNI_LOG and the conf `log` key)', () => {
     expect(parseLogSettings('error:/var/log/tscni.log')).toEqual({ level: 'error', file: '/var/log/tscni.log' });
   });
 
-  it('ignores what it cannot use: unknown levels, relative paths', () => {
-    expect(parseLogSettings('verbose')).toEqual({ level: 'warn' });
-    expect(parseLogSettings('debug:relative.log')).toEqual({ level: 'debug' });
-    expect(parseLogSettings(undefined, { level: 'loud', file: 'x.log' })).toEqual({ level: 'warn' });
+  it('refuses what it cannot use: code 4 for TSCNI_LOG, 7 for the conf key', () => {
+    const bad = (f: () => unknown, code: number, msg: string) => expect(f).toThrow(expect.objectContaining({ code, message: msg }));
+    bad(() => parseLogSettings('verbose'), 4, 'invalid TSCNI_LOG "verbose": the level must be one of error, warn, info, debug');
+    bad(() => parseLogSettings('debug:relative.log'), 4, 'invalid TSCNI_LOG "debug:relative.log": the file must be an absolute path');
+    bad(() => parseLogSettings('/var/log/../../etc/x'), 4, 'invalid TSCNI_LOG "/var/log/../../etc/x": the file must not contain a ".." segment');
+    bad(() => parseLogSettings(undefined, { level: 'loud' }), 7, 'invalid network config at log.level: the level must be one of error, warn, info, debug');
+    bad(() => parseLogSettings(undefined, { file: 'x.log' }), 7, 'invalid network config at log.file: must be an absolute path');
+    bad(() => parseLogSettings(undefined, { file: '/tmp/../etc/x' }), 7, 'invalid network config at log.file: must not contain a ".." segment');
   });
 
   it('the conf key applies, and TSCNI_LOG overrides it', () => {

@@ -218,6 +218,36 @@ describe('runPlugin: error codes', () => {
     expect((await failing(big)).json).toMatchObject({ code: 5, msg: 'network config larger than 16777216 bytes' });
   });
 
+  it('4: an unknown TSCNI_LOG level is refused, and the error is still reported', async () => {
+    const r = await failing(conf('1.0.0'), { ...ENV_ADD, TSCNI_LOG: 'verbose' });
+    expect(r.json).toMatchObject({ code: 4, msg: 'invalid TSCNI_LOG "verbose": the level must be one of error, warn, info, debug' });
+    expect(r.stderr).toContain('invalid TSCNI_LOG');
+  });
+
+  it('5: stdin is read with a limit one byte past 16 MiB, so more is never buffered', async () => {
+    let asked: number | undefined;
+    const r = await run(fakePlugin(), ENV_ADD, '', {
+      readStdin: (limit) => {
+        asked = limit;
+        return new Uint8Array(limit).fill(0x20);
+      },
+    });
+    expect(asked).toBe(16 * 1024 * 1024 + 1);
+    expect(r.json).toMatchObject({ code: 5, msg: 'network config larger than 16777216 bytes' });
+  });
+
+  it('6: stdin bytes that are not UTF-8, anywhere (not replaced by U+FFFD)', async () => {
+    const p = fakePlugin();
+    const bytes = Buffer.concat([Buffer.from('{"cniVersion":"1.0.0","name":"n'), Buffer.from([0xc3, 0x28]), Buffer.from('","type":"fake"}')]);
+    const r = await run(p, ENV_ADD, '', { readStdin: () => new Uint8Array(bytes) });
+    expect(r.json).toMatchObject({ cniVersion: '1.0.0', code: 6, msg: 'cannot decode network config: not valid UTF-8' });
+    expect(p.calls).toEqual([]);
+    const ok = await run(p, ENV_ADD, '', { readStdin: () => new Uint8Array(Buffer.from(JSON.stringify(conf('1.0.0', { note: 'ü ✓' })))) });
+    expect(ok.code).toBe(0);
+    const bom = await run(p, ENV_ADD, '', { readStdin: () => new Uint8Array(Buffer.from('\ufeff' + JSON.stringify(conf('1.0.0')))) });
+    expect(bom.json).toMatchObject({ code: 6 }); // a byte-order mark is kept, and refused as JSON (as Go's decoder does)
+  });
+
   it('6: stdin that is not a JSON object', async () => {
     for (const stdin of ['', '{', 'null', '[1]', '"net"', '42']) {
       const r = await failing(stdin);
