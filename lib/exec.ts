@@ -38,6 +38,11 @@ export interface RunOptions {
   allowFailure?: boolean;
   /** Pass the child's stderr straight to ours (delegated plugins). */
   inheritStderr?: boolean;
+  /**
+   * The child may run for as long as it likes (a delegated plugin, a tool waiting on a lock): make
+   * the kernel kill it when we die (see spawnArgv). Tools given their whole input at spawn need not.
+   */
+  killWithParent?: boolean;
 }
 
 /** Spawns processes. Injected so tests can count and observe spawns. */
@@ -74,20 +79,27 @@ async function endChildren(): Promise<void> {
 const endedError = (argv: readonly string[]) => new Error(`not starting ${argv[0]}: the plugin has answered and is exiting`);
 
 /**
- * Every child runs under `setpriv --pdeathsig KILL`: a runtime's timeout SIGKILLs the plugin (no
- * handler can run), and PR_SET_PDEATHSIG makes the kernel kill the child with it. Bun's spawn has no
- * pre-exec hook to call prctl itself; the flag survives the exec into the real program (cost:
- * CONTRIBUTING.md, "Processes").
+ * A child that may block runs under `setpriv --pdeathsig KILL`: a runtime's timeout SIGKILLs the
+ * plugin (no handler can run), and PR_SET_PDEATHSIG makes the kernel kill the child with it. Bun's
+ * spawn has no pre-exec hook to call prctl itself; the flag survives the exec into the real program.
+ * It costs an exec (~3 ms of CPU here), so the short tools that get their whole input at spawn (ip,
+ * tc, nft, bridge, conntrack) run without it: they end by themselves within milliseconds.
+ * setpriv reports a program it cannot start as exit 127 "failed to execute": that is `notStarted`.
  */
 const SETPRIV = '/usr/bin/setpriv';
 let setpriv: boolean | undefined;
-function spawnArgv(argv: readonly string[]): string[] {
+function spawnArgv(argv: readonly string[], options: RunOptions | undefined): string[] {
+  if (!options?.killWithParent) return [...argv];
   setpriv ??= process.getBuiltinModule('node:fs').existsSync(SETPRIV);
   return setpriv ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...argv] : [...argv];
 }
 
+const notExecuted = (out: ProcessOutput, options: RunOptions | undefined) =>
+  options?.killWithParent && out.status === 127 && out.stderr.startsWith('setpriv: failed to execute');
+
 function finish(out: ProcessOutput, options: RunOptions | undefined, error?: Error): ProcessOutput {
   if (error) throw new ProcessError({ ...out, stderr: out.stderr || error.message }, error, true);
+  if (notExecuted(out, options)) throw new ProcessError(out, undefined, true);
   if (out.status !== 0 && !options?.allowFailure) throw new ProcessError(out);
   return out;
 }
@@ -123,7 +135,7 @@ const bunExec: Exec = {
     let child: ReturnType<BunRuntime['spawn']>;
     try {
       if (ended) throw endedError(argv);
-      child = bun!.spawn(spawnArgv(argv), bunOptions(options));
+      child = bun!.spawn(spawnArgv(argv, options), bunOptions(options));
     } catch (err) {
       return finish({ argv, status: null, signal: null, stdout: '', stderr: '' }, options, err as Error);
     }
@@ -142,7 +154,7 @@ const nodeExec: Exec = {
   runAsync(argv, options) {
     if (ended) return Promise.reject(new ProcessError({ argv, status: null, signal: null, stdout: '', stderr: endedError(argv).message }));
     return new Promise((resolve, reject) => {
-      const [file, ...args] = spawnArgv(argv);
+      const [file, ...args] = spawnArgv(argv, options);
       const child = childProcess().spawn(file!, args, {
         env: (options?.env ?? process.env) as NodeJS.ProcessEnv,
         stdio: ['pipe', 'pipe', options?.inheritStderr ? 'inherit' : 'pipe'],

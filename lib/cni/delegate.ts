@@ -46,7 +46,7 @@ export interface ExecDelegateEnv {
 /** Runs a delegate plugin file: the env with CNI_COMMAND, the conf on stdin, its error decoded. */
 export async function execDelegate(inv: ExecDelegateEnv, file: string, command: DelegateCommand, body: Record<string, unknown>): Promise<Result | undefined> {
   const env = { ...inv.rawEnv, CNI_COMMAND: command };
-  const out = await inv.exec.runAsync([file], { input: JSON.stringify(body), env, allowFailure: true, inheritStderr: true }).catch((err: unknown) => {
+  const out = await inv.exec.runAsync([file], { input: JSON.stringify(body), env, allowFailure: true, inheritStderr: true, killWithParent: true }).catch((err: unknown) => {
     throw err instanceof ProcessError ? new CniError(ErrorCode.internal, `cannot run delegate ${file}`, err.message) : err;
   });
   if (out.status !== 0) {

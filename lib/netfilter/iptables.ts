@@ -52,7 +52,8 @@ export function parseIptablesSave(text: string): SavedTable {
  */
 export async function iptablesRestore(exec: Exec, family: IpFamily, script: string): Promise<void> {
   if (script.trim() === '') return;
-  const out = await exec.runAsync([RESTORE[family], '-w', '--noflush'], { input: script, allowFailure: true });
+  // -w waits for the xtables lock for as long as another writer holds it
+  const out = await exec.runAsync([RESTORE[family], '-w', '--noflush'], { input: script, allowFailure: true, killWithParent: true });
   if (out.status !== 0) throw new NetfilterError(out, script);
 }
 
