@@ -6,7 +6,6 @@ import { probeWritable, ReservationStore, type Owner } from '../../lib/store/res
 import { candidates } from './candidates.ts';
 import { assignRequested, formatRange, formatSubnets, parseHostLocalConf, rangeContains, setContains, type HostLocalConf, type RangeSet } from './config.ts';
 import { readResolvConf } from './dns.ts';
-import { parseValidAttachments } from './gc.ts';
 
 const parse = (ctx: PluginContext): HostLocalConf => parseHostLocalConf(ctx.conf, ctx.cniArgs(['IP']).IP);
 const ownerOf = (ctx: PluginContext): Owner => ({ containerId: ctx.containerId, ifname: ctx.ifname });
@@ -76,7 +75,7 @@ export default definePlugin({
 
   async gc(ctx) {
     const conf = parse(ctx);
-    const valid = parseValidAttachments(ctx.conf);
+    const valid = new Set(ctx.validAttachments().map((a) => `${a.containerID}\n${a.ifname}`));
     const freed = ReservationStore.open(conf.storeDir, false)?.gc((o) => valid.has(`${o.containerId}\n${o.ifname}`)) ?? [];
     for (const r of freed) ctx.log.info('gc freed', { address: r.address, containerId: r.containerId, ifname: r.ifname });
   },

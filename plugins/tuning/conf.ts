@@ -25,7 +25,6 @@ export const TuningConf = lazy(() =>
     ...Overrides,
     runtimeConfig: z.optional(z.nullable(z.looseObject({ mac: z.optional(z.string()) }))),
     args: z.optional(z.nullable(z.looseObject({ cni: z.optional(z.nullable(z.looseObject(Overrides))) }))),
-    'cni.dev/valid-attachments': z.optional(z.array(z.looseObject({ containerID: z.string(), ifname: z.string() }))),
   }),
 );
 export type TuningConf = z.infer<ReturnType<typeof TuningConf>>;

@@ -93,7 +93,7 @@ export default definePlugin({
   async gc(ctx) {
     const conf = parseConf(TuningConf(), ctx.conf);
     const dataDir = stateDir(conf);
-    const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((a) => `${a.containerID}\n${a.ifname}`));
+    const valid = new Set(ctx.validAttachments().map((a) => `${a.containerID}\n${a.ifname}`));
     for (const s of listStates(dataDir, conf.name)) {
       if (!valid.has(`${s.containerId}\n${s.ifname}`)) removeState(dataDir, s.containerId, s.ifname);
     }
