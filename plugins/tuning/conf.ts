@@ -86,6 +86,17 @@ export function sysctlPath(key: string, ifname: string, allowlist: string[] | un
   return segments.join('/');
 }
 
+/** A sysctl as ADD saves it (`net/ipv4/conf/eth0/rp_filter`, a value without control characters). */
+const SAVED_PATH = /^net(\/[A-Za-z0-9_.-]+)+$/;
+
+/**
+ * Whether DEL may write a sysctl back from a state file. The file is input too (anyone who can
+ * write the data dir): only what ADD could have saved is restored, never `kernel.*` or a `..` path.
+ */
+export function restorableSysctl(path: string, value: unknown): value is string {
+  return SAVED_PATH.test(path) && !path.split('/').some((s) => s === '.' || s === '..') && typeof value === 'string' && SYSCTL_VALUE.test(value);
+}
+
 function checkValue(key: string, value: string): string {
   if (!SYSCTL_VALUE.test(value)) throw invalidConfig(`invalid value for sysctl ${key}`, 'control characters are not allowed');
   return value;

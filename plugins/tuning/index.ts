@@ -4,7 +4,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { ipBatch, ipJson } from '../../lib/ip/ip.ts';
-import { parseAllowlist, resolveTuning, stateDir, TuningConf, type Tuning } from './conf.ts';
+import { parseAllowlist, resolveTuning, restorableSysctl, stateDir, TuningConf, type Tuning } from './conf.ts';
 import { diffLink, originalAttrs, planLinkSet, wantedAttrs, type ObservedLink, type SavedState } from './plan.ts';
 import { listStates, loadState, removeState, saveState } from './state.ts';
 import { readSysctls, writeSysctls } from './sysctl.ts';
@@ -36,7 +36,11 @@ async function observeLink(ctx: PluginContext): Promise<ObservedLink> {
 async function restore(ctx: PluginContext, saved: SavedState): Promise<void> {
   // force: the interface (and its per-interface sysctls) may already be gone, which is fine on DEL.
   await ipBatch(ctx.exec, planLinkSet(saved.ifname, saved.link), { netns: ctx.netns, force: true });
-  const sysctls = Object.entries(saved.sysctl);
+  const sysctls = Object.entries(saved.sysctl).filter(([path, value]) => {
+    if (restorableSysctl(path, value)) return true;
+    ctx.log.error('not restoring a saved sysctl: not a net.* sysctl of the container', { path });
+    return false;
+  });
   await writeSysctls(ctx.exec, ctx.netns, sysctls).catch((err: Error) => ctx.log.warn('could not restore sysctls', { error: err.message }));
 }
 
