@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 
 export const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type Level = (typeof LEVELS)[number];
@@ -16,6 +16,9 @@ export interface LogSettings {
   /** Lines also go to this file (appended), for runtimes that swallow stderr. */
   file?: string;
 }
+
+/** Appends, creating the file if needed, but never through a symbolic link at its path. */
+const APPEND_NO_LINK = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
 
 const isLevel = (s: string): s is Level => (LEVELS as readonly string[]).includes(s);
 
@@ -49,7 +52,12 @@ export function createLogger(settings: LogSettings, context: Record<string, unkn
     writeStderr(line);
     if (settings.file) {
       try {
-        appendFileSync(settings.file, line, { mode: 0o600 });
+        const fd = openSync(settings.file, APPEND_NO_LINK, 0o600);
+        try {
+          writeSync(fd, line);
+        } finally {
+          closeSync(fd);
+        }
       } catch {
         // a log file we cannot write must never fail the network operation
       }
