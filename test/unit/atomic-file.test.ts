@@ -47,8 +47,8 @@ describe('writeFileAtomic', () => {
     writeFileSync(target, 'precious');
     const dangling = join(d, 'created-through-link');
     // make the "random" suffix known, as an attacker who guessed it would
-    vi.spyOn(globalThis.crypto, 'getRandomValues').mockImplementation(<T extends ArrayBufferView | null>(a: T) => {
-      (a as unknown as Uint8Array).fill(0xab);
+    vi.spyOn(globalThis.crypto, 'getRandomValues').mockImplementation((a) => {
+      (a as Uint8Array).fill(0xab);
       return a;
     });
     const tmp = `${file}.tmp-abababababab`;
