@@ -43,17 +43,23 @@ export default definePlugin({
     const dns = conf.resolvConf === undefined ? undefined : readResolvConf(conf.resolvConf);
     const owner = ownerOf(ctx);
     const store = ReservationStore.open(conf.storeDir, true)!;
-    await using undo = ctx.undo();
-    const held = store.addressesOf(owner).map((a) => parseIp(a)!);
-    const ips: IPConfig[] = conf.sets.map((set, index) => {
-      const ip = reserveInSet(store, owner, set, index, perSet[index], held);
-      const text = formatIp(ip);
-      undo.push(`release ${text}`, () => store.releaseAddress(owner, text));
-      const range = set.find((r) => rangeContains(r, ip))!;
-      return { address: `${text}/${range.subnet.prefix}`, gateway: formatIp(range.gateway) };
-    });
-    undo.commit();
-    return { ips, ...(conf.routes.length ? { routes: conf.routes } : {}), ...(dns ? { dns } : {}) };
+    // another ADD of this owner (a retry) finishes first: this one then finds its address held
+    const unclaim = await store.claim(owner);
+    try {
+      await using undo = ctx.undo();
+      const held = store.addressesOf(owner).map((a) => parseIp(a)!);
+      const ips: IPConfig[] = conf.sets.map((set, index) => {
+        const ip = reserveInSet(store, owner, set, index, perSet[index], held);
+        const text = formatIp(ip);
+        undo.push(`release ${text}`, () => store.releaseAddress(owner, text));
+        const range = set.find((r) => rangeContains(r, ip))!;
+        return { address: `${text}/${range.subnet.prefix}`, gateway: formatIp(range.gateway) };
+      });
+      undo.commit();
+      return { ips, ...(conf.routes.length ? { routes: conf.routes } : {}), ...(dns ? { dns } : {}) };
+    } finally {
+      unclaim();
+    }
   },
 
   async del(ctx) {
