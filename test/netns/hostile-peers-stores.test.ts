@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { cnitool, execPlugin, writeConflist } from '../support/cni.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
-import { loneNode } from '../support/vxlan-node.ts';
+import { DEVICE, loneNode, peer } from '../support/vxlan-node.ts';
 
 /**
  * Hostile peers and stores, through the built binary: what another etcd writer, a planted state
@@ -222,5 +222,53 @@ describe('vxlan/etcd: a planted lease naming this node', () => {
     expect(ignored(second.errors)).toEqual(Object.keys(planted).sort());
     const third = sync();
     expect(third.subnet).toBe('10.244.3.0/24');
+  });
+});
+
+describe('vxlan sync --watch: a rejected peer', () => {
+  const s = new Scope();
+  afterEach(() => s.dispose());
+
+  it('is logged once per change of its reason, not on every reconcile', async () => {
+    const ns = loneNode(s, 'k');
+    const dir = s.tmpdir();
+    const peersFile = join(dir, 'peers.json');
+    const writePeers = (entries: unknown[]) => {
+      writeFileSync(`${peersFile}.tmp`, JSON.stringify(entries));
+      sh(['mv', `${peersFile}.tmp`, peersFile]);
+    };
+    const claimsOurs = { subnet: '10.244.1.0/24', ip: '172.16.9.9' };
+    writePeers([claimsOurs, peer(1)]);
+    const confFile = join(dir, 'overlay.conf');
+    writeFileSync(confFile, JSON.stringify({ cniVersion: '1.0.0', name: 'overlay', type: 'vxlan', network: '10.0.0.0/8', subnet: '10.244.1.0/24', peersFile, stateDir: join(dir, 'state'), ipam: { dataDir: join(dir, 'ipam') } }));
+    const watcher = spawn('ip', ['netns', 'exec', ns, join(OUR_BIN, 'tscni'), 'vxlan', 'sync', '--watch', '--conf', confFile], { env: baseEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+    s.defer(() => watcher.exitCode === null && watcher.kill('SIGKILL'));
+    let stderr = '';
+    watcher.stderr!.on('data', (d: Buffer) => (stderr += d));
+    const rejections = () => stderr.split('\n').filter((l) => l.includes('"rejected peer"') && l.includes(`"origin":"${peersFile}#0"`));
+    const routes = () => {
+      const r = tryRun(['ip', '-n', ns, '-json', 'route', 'show', 'dev', DEVICE]);
+      return r.status === 0 ? (JSON.parse(r.stdout || '[]') as { dst: string }[]).map((x) => x.dst).sort() : [];
+    };
+    const until = async (what: string, cond: () => boolean) => {
+      const end = Date.now() + 30_000;
+      while (!cond()) {
+        if (Date.now() > end) throw new Error(`gave up waiting for ${what}: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await until('first sync', () => routes().length === 1);
+    expect(rejections()).toHaveLength(1);
+    // two more reconciles with the same bad entry: a peer joins, then leaves
+    writePeers([claimsOurs, peer(1), peer(2)]);
+    await until('peer 2 joins', () => routes().length === 2);
+    writePeers([claimsOurs, peer(1)]);
+    await until('peer 2 leaves', () => routes().length === 1);
+    expect(rejections()).toHaveLength(1);
+    // the same origin rejected for another reason: logged again
+    writePeers([{ subnet: 'nonsense', ip: '172.16.9.9' }, peer(1)]);
+    await until('the new reason logged', () => rejections().length === 2);
+    expect(rejections()[1]).toContain('is not an IPv4 CIDR');
+    watcher.kill('SIGTERM');
   });
 });
