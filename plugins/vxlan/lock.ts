@@ -69,6 +69,7 @@ export async function lockDevice(stateDir: string, device: string, log: Logger, 
   for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
     if (create(stateDir, path, me)) return lock(true);
     const text = readText(path);
+    if (text === undefined && !present(path) && performance.now() < deadline) continue; // released meanwhile
     const holder = text === undefined ? undefined : parseHolder(text);
     if (text !== undefined && holder !== undefined && !running(holder)) {
       log.warn('taking over the lock of a writer that is gone', { lock: path, pid: holder });
@@ -82,6 +83,16 @@ export async function lockDevice(stateDir: string, device: string, log: Logger, 
       return lock(false);
     }
     await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
+/** Whether anything (even a dangling link) is at `path`. */
+function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
