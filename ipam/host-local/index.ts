@@ -6,7 +6,6 @@ import { probeWritable, ReservationStore, type Owner } from '../../lib/store/res
 import { candidates } from './candidates.ts';
 import { assignRequested, formatRange, formatSubnets, parseHostLocalConf, rangeContains, setContains, type HostLocalConf, type RangeSet } from './config.ts';
 import { readResolvConf } from './dns.ts';
-import { parseValidAttachments } from './gc.ts';
 
 const parse = (ctx: PluginContext): HostLocalConf => parseHostLocalConf(ctx.conf, ctx.cniArgs(['IP']).IP);
 const ownerOf = (ctx: PluginContext): Owner => ({ containerId: ctx.containerId, ifname: ctx.ifname });
@@ -45,17 +44,23 @@ export default definePlugin({
     const dns = conf.resolvConf === undefined ? undefined : readResolvConf(conf.resolvConf);
     const owner = ownerOf(ctx);
     const store = ReservationStore.open(conf.storeDir, true)!;
-    await using undo = ctx.undo();
-    const held = store.addressesOf(owner).map((a) => parseIp(a)!);
-    const ips: IPConfig[] = conf.sets.map((set, index) => {
-      const ip = reserveInSet(store, owner, set, index, perSet[index], held);
-      const text = formatIp(ip);
-      undo.push(`release ${text}`, () => store.releaseAddress(owner, text));
-      const range = set.find((r) => rangeContains(r, ip))!;
-      return { address: `${text}/${range.subnet.prefix}`, gateway: formatIp(range.gateway) };
-    });
-    undo.commit();
-    return { ips, ...(conf.routes.length ? { routes: conf.routes } : {}), ...(dns ? { dns } : {}) };
+    // another ADD of this owner (a retry) finishes first: this one then finds its address held
+    const unclaim = await store.claim(owner);
+    try {
+      await using undo = ctx.undo();
+      const held = store.addressesOf(owner).map((a) => parseIp(a)!);
+      const ips: IPConfig[] = conf.sets.map((set, index) => {
+        const ip = reserveInSet(store, owner, set, index, perSet[index], held);
+        const text = formatIp(ip);
+        undo.push(`release ${text}`, () => store.releaseAddress(owner, text));
+        const range = set.find((r) => rangeContains(r, ip))!;
+        return { address: `${text}/${range.subnet.prefix}`, gateway: formatIp(range.gateway) };
+      });
+      undo.commit();
+      return { ips, ...(conf.routes.length ? { routes: conf.routes } : {}), ...(dns ? { dns } : {}) };
+    } finally {
+      unclaim();
+    }
   },
 
   async del(ctx) {
@@ -77,7 +82,7 @@ export default definePlugin({
 
   async gc(ctx) {
     const conf = parse(ctx);
-    const valid = parseValidAttachments(ctx.conf);
+    const valid = new Set(ctx.validAttachments().map((a) => `${a.containerID}\n${a.ifname}`));
     const freed = ReservationStore.open(conf.storeDir, false)?.gc((o) => valid.has(`${o.containerId}\n${o.ifname}`)) ?? [];
     for (const r of freed) ctx.log.info('gc freed', { address: r.address, containerId: r.containerId, ifname: r.ifname });
   },

@@ -8,6 +8,7 @@ import type { Result } from './result.ts';
 import { Undo } from './undo.ts';
 import { execDelegate, fileIdentity, findInPath } from './delegate.ts';
 import { toCniError } from './errors.ts';
+import { parseValidAttachments } from './gc.ts';
 
 /** What the process gives a verb: kept by the core so plugins need not see env or stdin. */
 export interface Invocation {
@@ -35,6 +36,7 @@ export function createContext(inv: Invocation): PluginContext {
     conf: inv.conf,
     cniVersion: inv.cniVersion,
     prevResult: inv.prevResult,
+    validAttachments: () => parseValidAttachments(inv.conf),
     cniArgs: (known) => parseCniArgs(inv.env.cniArgs, known),
     exec: inv.exec,
     log: inv.log,
@@ -80,6 +82,7 @@ export async function runVerb(plugin: Plugin, ctx: PluginContext): Promise<Resul
     case 'CHECK':
       return void (await plugin.check(ctx));
     case 'GC':
+      ctx.validAttachments(); // refused here, before any plugin sweeps on a missing list
       return void (await plugin.gc?.(ctx));
     case 'STATUS':
       return void (await plugin.status?.(ctx));

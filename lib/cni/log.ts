@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { configPath, configPathProblem } from './config-path.ts';
 import { CniError, ErrorCode } from './errors.ts';
 
@@ -18,6 +18,9 @@ export interface LogSettings {
   /** Lines also go to this file (appended), for runtimes that swallow stderr. */
   file?: string;
 }
+
+/** Appends, creating the file if needed, but never through a symbolic link at its path. */
+const APPEND_NO_LINK = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
 
 const isLevel = (s: string): s is Level => (LEVELS as readonly string[]).includes(s);
 
@@ -72,7 +75,12 @@ export function createLogger(settings: LogSettings, context: Record<string, unkn
     writeStderr(line);
     if (settings.file) {
       try {
-        appendFileSync(settings.file, line, { mode: 0o600 });
+        const fd = openSync(settings.file, APPEND_NO_LINK, 0o600);
+        try {
+          writeSync(fd, line);
+        } finally {
+          closeSync(fd);
+        }
       } catch {
         // a log file we cannot write must never fail the network operation
       }

@@ -2,6 +2,7 @@ import type { NetConf } from './conf.ts';
 import type { Command } from './env.ts';
 import type { Exec } from '../exec.ts';
 import type { Logger } from './log.ts';
+import type { GcAttachment } from './gc.ts';
 import type { Result } from './result.ts';
 import type { Undo } from './undo.ts';
 
@@ -19,6 +20,11 @@ export interface PluginContext {
   readonly cniVersion: string;
   /** prevResult of any spec version, converted to the newest shape. */
   readonly prevResult: Result | undefined;
+  /**
+   * GC's `cni.dev/valid-attachments` (or `cni.dev/attachments`): code 7 when the config has none.
+   * The core checks it before a plugin's GC runs.
+   */
+  validAttachments(): readonly GcAttachment[];
   /** CNI_ARGS as key → value, validated against the keys this plugin knows (code 4 otherwise). */
   cniArgs(known: readonly string[]): Record<string, string>;
   readonly exec: Exec;

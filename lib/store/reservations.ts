@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { validIfName } from '../cni/env.ts';
+import { CniError, ErrorCode } from '../cni/errors.ts';
 import { formatIp, parseIp } from '../net/ip.ts';
 
 /**
@@ -16,6 +17,12 @@ import { formatIp, parseIp } from '../net/ip.ts';
  * one. An index entry counts only while it is the same inode as DIR/A; anything else is a leftover
  * of a killed process and is ignored (and swept by GC). Releasing renames DIR/A aside and checks the
  * inode before deleting, so a release never removes a reservation it did not mean to.
+ *
+ *   DIR/.tscni/claims/ID:IF     held (O_EXCL, holding its pid) by the one ADD of that owner in progress
+ *
+ * Two ADDs of one owner (a runtime's retry racing the first) would each find no address of theirs
+ * and each reserve one: the claim makes the second wait, then find the first's address. A dead
+ * holder's claim is taken over; no other ADD ever waits for it.
  */
 export interface Owner {
   containerId: string;
@@ -37,6 +44,9 @@ const META = '.tscni';
 const OWNERS = `${META}/owners`;
 const TMP = `${META}/tmp`;
 const COMPLETE = `${OWNERS}/.complete`;
+const CLAIMS = `${META}/claims`;
+/** How long an ADD waits for another ADD of the same owner before giving up (code 11). */
+const CLAIM_WAIT_MS = 10_000;
 /** A leftover index entry younger than this may belong to an ADD in progress: GC leaves it. */
 const STALE_ENTRY_MS = 60_000;
 
@@ -151,6 +161,58 @@ export class ReservationStore {
     }
     unlinkQuietly(path);
     renameSync(tmp, path);
+  }
+
+  /**
+   * Makes this the only ADD of `owner` in progress until the returned release is called: waits for
+   * a live holder (code 11 past `waitMs`), takes over a dead one's claim.
+   */
+  async claim(owner: Owner, waitMs = CLAIM_WAIT_MS): Promise<() => void> {
+    const path = `${this.dir}/${CLAIMS}/${ownerKey(owner)}`;
+    const me = `${process.pid}\n`;
+    const deadline = performance.now() + waitMs;
+    for (let pause = 1; ; pause = Math.min(pause * 2, 20)) {
+      try {
+        writeFileSync(path, me, { flag: 'wx', mode: 0o600 });
+        return () => {
+          if (readOrUndefined(path) === me) unlinkQuietly(path);
+        };
+      } catch (err) {
+        if (code(err) === 'ENOENT') {
+          ensureDir(`${this.dir}/${CLAIMS}`);
+          continue;
+        }
+        if (code(err) !== 'EEXIST') throw err;
+      }
+      const seen = readOrUndefined(path);
+      const holder = seen === undefined ? NaN : Number(seen.trim());
+      if (seen !== undefined && Number.isInteger(holder) && holder > 0 && !processAlive(holder)) {
+        this.takeOverClaim(path, seen);
+        continue;
+      }
+      if (performance.now() >= deadline) {
+        throw new CniError(ErrorCode.tryAgainLater, `another ADD of ${owner.containerId}/${owner.ifname} is in progress`, `${path} is held by pid ${seen?.trim() || '?'}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+
+  /** Moves a dead holder's claim aside; puts it back if it was not that claim any more. */
+  private takeOverClaim(path: string, seen: string): void {
+    const aside = this.tmpName('claim');
+    try {
+      renameSync(path, aside);
+    } catch (err) {
+      if (code(err) === 'ENOENT') return;
+      throw err;
+    }
+    try {
+      if (readOrUndefined(aside) !== seen) linkSync(aside, path);
+    } catch (err) {
+      if (code(err) !== 'EEXIST') throw err;
+    } finally {
+      unlinkQuietly(aside);
+    }
   }
 
   /**
@@ -309,6 +371,7 @@ export class ReservationStore {
   gc(valid: (owner: Owner) => boolean): Reservation[] {
     const freed = this.repairIndex(valid, new Date(Date.now() - STALE_ENTRY_MS));
     this.sweepTmp();
+    this.sweepClaims();
     writeFileSync(`${this.dir}/${COMPLETE}`, '', { mode: 0o644 });
     return freed;
   }
@@ -369,6 +432,15 @@ export class ReservationStore {
     if (!sameFile(lstatSync(entry), stats)) unlinkQuietly(entry); // DIR/address changed hands meanwhile
   }
 
+  /** Claims of ADDs that were killed: the next ADD of that owner would take them over anyway. */
+  private sweepClaims(): void {
+    const dir = `${this.dir}/${CLAIMS}`;
+    for (const name of readdirOrEmpty(dir)) {
+      const pid = Number(readOrUndefined(`${dir}/${name}`)?.trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) unlinkQuietly(`${dir}/${name}`);
+    }
+  }
+
   private sweepTmp(): void {
     const dir = `${this.dir}/${TMP}`;
     for (const name of readdirOrEmpty(dir)) {
@@ -395,6 +467,14 @@ function ensureDir(path: string): void {
     if (code(err) === 'EEXIST') return;
     if (code(err) !== 'ENOENT') throw err;
     mkdirSync(path, { recursive: true, mode: 0o755 });
+  }
+}
+
+function readOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
   }
 }
 

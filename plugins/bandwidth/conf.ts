@@ -11,7 +11,6 @@ export const BandwidthConf = lazy(() =>
     name: z.string(),
     ...Entry(),
     runtimeConfig: z.optional(z.nullable(z.looseObject({ bandwidth: z.optional(z.nullable(z.looseObject(Entry()))) }))),
-    'cni.dev/valid-attachments': z.optional(z.array(z.looseObject({ containerID: z.string(), ifname: z.string() }))),
   }),
 );
 export type BandwidthConf = z.infer<ReturnType<typeof BandwidthConf>>;

@@ -105,7 +105,7 @@ export default definePlugin({
 
   async gc(ctx) {
     const conf = parseConf(BandwidthConf(), ctx.conf);
-    const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((a) => ifbName(conf.name, a.containerID)));
+    const valid = new Set(ctx.validAttachments().map((a) => ifbName(conf.name, a.containerID)));
     const alias = ifbAlias(conf.name);
     const ifbs = await ipJson<(IpLink & { ifalias?: string })[]>(ctx.exec, ['link', 'show', 'type', 'ifb']);
     const stale = ifbs.filter((l) => l.ifalias === alias && !valid.has(l.ifname)).map((l) => `link del dev ${l.ifname}`);

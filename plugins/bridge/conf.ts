@@ -28,7 +28,6 @@ export const BridgeConf = lazy(() =>
     dns: z.optional(z.nullable(z.looseObject({}))),
     args: z.optional(z.nullable(z.looseObject({ cni: z.optional(z.nullable(z.looseObject({ mac: optString() }))) }))),
     runtimeConfig: z.optional(z.nullable(z.looseObject({ mac: optString() }))),
-    'cni.dev/valid-attachments': z.optional(z.nullable(z.array(z.looseObject({ containerID: string(), ifname: optString() })))),
   }),
 );
 export type BridgeConf = z.infer<ReturnType<typeof BridgeConf>>;

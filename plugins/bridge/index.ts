@@ -188,11 +188,11 @@ export default definePlugin({
 
   async gc(ctx) {
     const br = parseBridge(ctx);
-    const valid = (parseConf(BridgeConf(), ctx.conf)['cni.dev/valid-attachments'] ?? []).filter((a) => a.containerID);
+    const valid = ctx.validAttachments();
     const ids = valid.map((a) => a.containerID);
     await removeMasquerade(ctx.exec, 'iptables', br.network, { allBut: ids });
     await removeMasquerade(ctx.exec, 'nftables', br.network, { allBut: ids });
-    await removeMacSpoofChk(ctx.exec, br.network, { allBut: valid.map((a) => spoofKey(a.containerID, a.ifname ?? '')) });
+    await removeMacSpoofChk(ctx.exec, br.network, { allBut: valid.map((a) => spoofKey(a.containerID, a.ifname)) });
     if (br.ipamType) await ctx.delegate(br.ipamType, 'GC');
   },
 

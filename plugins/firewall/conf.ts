@@ -12,7 +12,6 @@ export const FirewallConf = lazy(() =>
     iptablesAdminChainName: z.optional(z.string().check(z.regex(CHAIN_NAME, 'must be 1-28 letters, digits, "_", "." or "-"'))),
     firewalldZone: z.optional(z.string()),
     ingressPolicy: z.optional(z.enum(['', 'open', 'same-bridge'])),
-    'cni.dev/valid-attachments': z.optional(z.array(z.looseObject({ containerID: z.string(), ifname: z.string() }))),
   }),
 );
 export type FirewallConf = z.infer<ReturnType<typeof FirewallConf>>;

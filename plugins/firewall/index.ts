@@ -82,7 +82,7 @@ export default definePlugin({
 
   async gc(ctx) {
     const conf = parseFirewall(ctx.conf);
-    const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((a) => attachmentHash(conf.name, a.containerID)));
+    const valid = new Set(ctx.validAttachments().map((a) => attachmentHash(conf.name, a.containerID)));
     await remove(ctx, conf.name, (h) => !valid.has(h), FAMILIES);
     const bridgeExists = (name: string) => !BRIDGE_NAME.test(name) || existsSync(`/sys/class/net/${name}`);
     for (const family of FAMILIES) await reconcileTable(ctx.exec, family, 'filter', (t) => planIsolationGc(t, bridgeExists));

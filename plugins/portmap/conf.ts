@@ -30,7 +30,6 @@ export const PortmapConf = lazy(() =>
     runtimeConfig: z.optional(z.nullable(z.looseObject({ portMappings: z.optional(z.nullable(z.array(PortMapping()))) }))),
     /** Where the forwarded attachments are marked (ours; the reference keeps nothing). */
     dataDir: optString(),
-    'cni.dev/valid-attachments': z.optional(z.array(z.looseObject({ containerID: string(), ifname: string() }))),
   }),
 );
 export type PortmapConf = z.infer<ReturnType<typeof PortmapConf>>;

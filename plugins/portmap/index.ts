@@ -93,7 +93,7 @@ export default definePlugin({
 
   async gc(ctx) {
     const conf = parseConf(PortmapConf(), ctx.conf);
-    const validIds = (conf['cni.dev/valid-attachments'] ?? []).map((a) => a.containerID);
+    const validIds = ctx.validAttachments().map((a) => a.containerID);
     const valid = new Set(validIds.map((id) => attachmentHash(conf.name, id)));
     const keep = new Set(validIds);
     const stale = (t: SavedTable) => chainsOfNetwork(t, conf.name).filter((c) => !keep.has(c.containerId)).map((c) => c.chain);

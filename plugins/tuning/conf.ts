@@ -24,7 +24,6 @@ export const TuningConf = lazy(() =>
     ...Overrides,
     runtimeConfig: z.optional(z.nullable(z.looseObject({ mac: z.optional(z.string()) }))),
     args: z.optional(z.nullable(z.looseObject({ cni: z.optional(z.nullable(z.looseObject(Overrides))) }))),
-    'cni.dev/valid-attachments': z.optional(z.array(z.looseObject({ containerID: z.string(), ifname: z.string() }))),
   }),
 );
 export type TuningConf = z.infer<ReturnType<typeof TuningConf>>;
@@ -93,6 +92,17 @@ export function sysctlPath(key: string, ifname: string, allowlist: string[] | un
   const segments = (key.includes('/') ? key.split('/') : key.split('.')).map((s) => (s === 'IFNAME' ? ifname : s));
   if (segments.some((s) => s === '' || s === '.' || s === '..')) throw invalidConfig(`invalid net sysctl key: ${JSON.stringify(key)}`);
   return segments.join('/');
+}
+
+/** A sysctl as ADD saves it (`net/ipv4/conf/eth0/rp_filter`, a value without control characters). */
+const SAVED_PATH = /^net(\/[A-Za-z0-9_.-]+)+$/;
+
+/**
+ * Whether DEL may write a sysctl back from a state file. The file is input too (anyone who can
+ * write the data dir): only what ADD could have saved is restored, never `kernel.*` or a `..` path.
+ */
+export function restorableSysctl(path: string, value: unknown): value is string {
+  return SAVED_PATH.test(path) && !path.split('/').some((s) => s === '.' || s === '..') && typeof value === 'string' && SYSCTL_VALUE.test(value);
 }
 
 function checkValue(key: string, value: string): string {

@@ -5,7 +5,7 @@ import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { ipBatch, ipJson } from '../../lib/ip/ip.ts';
 import { isOwnNetns, refuseOwnNetns } from '../../lib/ip/netns-guard.ts';
-import { parseAllowlist, parseTuning, stateDir, TuningConf, type Tuning } from './conf.ts';
+import { parseAllowlist, parseTuning, restorableSysctl, stateDir, TuningConf, type Tuning } from './conf.ts';
 import { diffLink, originalAttrs, planLinkSet, wantedAttrs, type ObservedLink, type SavedState } from './plan.ts';
 import { listStates, loadState, removeState, saveState } from './state.ts';
 import { readSysctls, writeSysctls } from './sysctl.ts';
@@ -37,7 +37,11 @@ async function observeLink(ctx: PluginContext): Promise<ObservedLink> {
 async function restore(ctx: PluginContext, saved: SavedState): Promise<void> {
   // force: the interface (and its per-interface sysctls) may already be gone, which is fine on DEL.
   await ipBatch(ctx.exec, planLinkSet(saved.ifname, saved.link), { netns: ctx.netns, force: true });
-  const sysctls = Object.entries(saved.sysctl);
+  const sysctls = Object.entries(saved.sysctl).filter(([path, value]) => {
+    if (restorableSysctl(path, value)) return true;
+    ctx.log.error('not restoring a saved sysctl: not a net.* sysctl of the container', { path });
+    return false;
+  });
   await writeSysctls(ctx.exec, ctx.netns, sysctls).catch((err: Error) => ctx.log.warn('could not restore sysctls', { error: err.message }));
 }
 
@@ -101,7 +105,7 @@ export default definePlugin({
   async gc(ctx) {
     const conf = parseConf(TuningConf(), ctx.conf);
     const dataDir = stateDir(conf);
-    const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((a) => `${a.containerID}\n${a.ifname}`));
+    const valid = new Set(ctx.validAttachments().map((a) => `${a.containerID}\n${a.ifname}`));
     for (const s of listStates(dataDir, conf.name)) {
       if (!valid.has(`${s.containerId}\n${s.ifname}`)) removeState(dataDir, s.containerId, s.ifname);
     }

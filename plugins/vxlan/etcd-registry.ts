@@ -2,7 +2,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { Logger } from '../../lib/cni/log.ts';
 import { EtcdClient, type KeyValue } from '../../lib/etcd/client.ts';
 import type { EtcdConf } from './conf.ts';
-import { formatCidr, nthSubnet, overlaps, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
+import { containsCidr, formatCidr, nthSubnet, overlaps, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
 import type { PeerInput } from './peers.ts';
 
 /**
@@ -82,24 +82,67 @@ export interface Lease {
   revision: number;
 }
 
+/** A registry entry as leasing sees it. */
+interface Held {
+  kv: KeyValue;
+  /** The key's subnet when it is a `/subnetLen` of the cluster network: no other key takes room in it. */
+  subnet: Cidr | undefined;
+  ip: string | undefined;
+  /** Why it is no vxlan lease of this network and VNI; undefined when it is one. */
+  problem: string | undefined;
+}
+
+function held(conf: EtcdConf, kv: KeyValue, req: LeaseRequest): Held {
+  const key = subnetOfKey(conf, kv.key);
+  const subnet = key && properSubnet(req, key) ? key : undefined;
+  let v: Partial<LeaseValue> | null | undefined;
+  try {
+    v = JSON.parse(kv.value) as Partial<LeaseValue> | null;
+  } catch {
+    v = undefined;
+  }
+  const ip = typeof v?.PublicIP === 'string' ? v.PublicIP : undefined;
+  const problem = !subnet
+    ? `not a /${req.subnetLen} subnet of the cluster network ${formatCidr(req.network)}`
+    : v?.BackendType !== 'vxlan'
+      ? `backend ${JSON.stringify(v?.BackendType ?? null)}, not vxlan`
+      : v.BackendData?.VNI !== req.vni
+        ? `VNI ${JSON.stringify(v.BackendData?.VNI ?? null)}, ours is ${req.vni}`
+        : undefined;
+  return { kv, subnet, ip, problem };
+}
+
+/** A subnet this node may hold: inside the cluster network, of the configured length. */
+const properSubnet = (req: Pick<LeaseRequest, 'network' | 'subnetLen'>, s: Cidr) => s.prefix === req.subnetLen && containsCidr(req.network, s);
+
 /**
  * Leases this node's subnet: keeps or renews our etcd lease, then writes our key with a
  * create-if-absent transaction (or a compare-and-swap when the key is already ours). Two nodes
- * racing for a subnet cannot both win.
+ * racing for a subnet cannot both win. An entry naming our address is adopted only when it is a
+ * vxlan lease of our VNI for a proper subnet (as flannel checks): anyone who can write to etcd
+ * could plant one, and must not choose this node's pod subnet.
  */
 export async function acquireLease(client: EtcdClient, conf: EtcdConf, req: LeaseRequest, log: Logger): Promise<Lease> {
   const leaseId = req.previousLease && (await client.keepAlive(req.previousLease)) ? req.previousLease : await client.grant(conf.leaseTTL);
   const value = leaseValue(req.ip, req.vni, req.mac);
+  const previous = req.previous && properSubnet(req, req.previous) ? req.previous : undefined;
+  const reported = new Set<string>();
   for (let attempt = 0; attempt < 8; attempt++) {
     const { kvs } = await client.rangePrefix(subnetsPrefix(conf));
-    const taken = kvs.map((kv) => ({ kv, subnet: subnetOfKey(conf, kv.key), ip: publicIpOf(kv) }));
-    const mine = taken.find((t) => t.ip === req.ip && t.subnet);
-    const candidates: Cidr[] = req.fixed ? [req.fixed] : [...(req.previous ? [req.previous] : []), ...(mine?.subnet ? [mine.subnet] : [])];
+    const taken = kvs.map((kv) => held(conf, kv, req));
+    for (const t of taken) {
+      if (t.ip !== req.ip || !t.problem || reported.has(t.kv.key)) continue;
+      reported.add(t.kv.key);
+      log.error('ignoring a lease naming this node: it is not a lease of this network', { key: t.kv.key, reason: t.problem });
+    }
+    const ours = (t: Held | undefined) => t !== undefined && t.ip === req.ip && !t.problem;
+    const mine = taken.find(ours);
+    const candidates: Cidr[] = req.fixed ? [req.fixed] : [...(previous ? [previous] : []), ...(mine?.subnet ? [mine.subnet] : [])];
     let choice: Cidr | undefined;
     let current: KeyValue | undefined;
     for (const c of candidates) {
       const holder = taken.find((t) => t.subnet && formatCidr(t.subnet) === formatCidr(c));
-      if (!holder || holder.ip === req.ip) {
+      if (!holder || ours(holder)) {
         choice = c;
         current = holder?.kv;
         break;

@@ -1,5 +1,6 @@
-import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { Logger } from '../../lib/cni/log.ts';
 import { writeFileAtomic } from '../../lib/store/atomic-file.ts';
 
@@ -68,19 +69,43 @@ export async function lockDevice(stateDir: string, device: string, log: Logger, 
   for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
     if (create(stateDir, path, me)) return lock(true);
     const text = readText(path);
-    if (text === undefined) continue; // released meanwhile
-    const holder = parseHolder(text);
-    if (holder !== undefined && !running(holder)) {
+    if (text === undefined && !present(path) && performance.now() < deadline) continue; // released meanwhile
+    const holder = text === undefined ? undefined : parseHolder(text);
+    if (text !== undefined && holder !== undefined && !running(holder)) {
       log.warn('taking over the lock of a writer that is gone', { lock: path, pid: holder });
       if (takeOver(path, text)) continue;
     }
     if (performance.now() >= deadline) {
+      // unreadable after the whole wait: not a lock released meanwhile but something else at its path
+      if (text === undefined) throw notALock(path);
       log.warn('lock still held after the wait bound; reconciling from the kernel without a record', { lock: path, pid: holder ?? null, waitedMs: waitMs });
       replace(path, me);
       return lock(false);
     }
     await new Promise((resolve) => setTimeout(resolve, pause));
   }
+}
+
+/** Whether anything (even a dangling link) is at `path`. */
+function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What sits at the lock path where a lock file should be (a directory, a dangling link…). */
+function notALock(path: string): CniError {
+  let what = 'unreadable';
+  try {
+    const st = lstatSync(path);
+    what = st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file';
+  } catch (err) {
+    what = `unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+  }
+  return new CniError(ErrorCode.ioFailure, `vxlan lock ${path} is ${what}, not a lock file`, 'remove it; the lock is a regular file the plugin creates');
 }
 
 /** O_CREAT|O_EXCL: true when the lock is now ours; makes the state dir on first use. */

@@ -156,9 +156,18 @@ function validateFor(conf: Conf, self: Self, inputs: readonly PeerInput[]): Retu
   return result;
 }
 
+/**
+ * The rejections last logged, by origin: `sync --watch` reconciles on every event and every 30 s,
+ * and a bad entry is logged when it appears or its reason changes, not on each of those rounds.
+ * One process, one node: a plugin call logs its rejections once anyway.
+ */
+let reported = new Map<string, string>();
+
 function acceptedPeers(env: Env, conf: Conf, node: LocalNode, inputs: readonly PeerInput[]): Peer[] {
   const { peers, rejected } = validateFor(conf, { subnet: node.subnet, ip: node.underlay.ip }, inputs);
-  for (const r of rejected) env.log.error('rejected peer', { origin: r.origin, reason: r.reason });
+  const now = new Map(rejected.map((r) => [r.origin, r.reason]));
+  for (const [origin, reason] of now) if (reported.get(origin) !== reason) env.log.error('rejected peer', { origin, reason });
+  reported = now;
   return peers;
 }
 

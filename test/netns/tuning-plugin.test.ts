@@ -104,7 +104,7 @@ describe('tuning', () => {
     expect(readdirSync(dataDir)).toEqual([]);
     // dataDir is checked by every verb, not only ADD: DEL and GC never read or remove files outside it
     for (const command of ['ADD', 'DEL', 'GC']) {
-      const escaping = execPlugin(join(OUR_BIN, 'tuning'), { ...env, CNI_COMMAND: command, CNI_PATH: OUR_BIN }, { ...base, cniVersion: '1.1.0', dataDir: `${dataDir}/../x` });
+      const escaping = execPlugin(join(OUR_BIN, 'tuning'), { ...env, CNI_COMMAND: command, CNI_PATH: OUR_BIN }, { ...base, cniVersion: '1.1.0', dataDir: `${dataDir}/../x`, 'cni.dev/valid-attachments': [] });
       expect(escaping.json?.code, command).toBe(7);
     }
   });

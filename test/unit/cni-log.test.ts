@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -57,5 +57,22 @@ describe('createLogger', () => {
     log.warn('one');
     log.warn('two');
     expect(readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).msg)).toEqual(['one', 'two']);
+  });
+
+  it('never writes through a symbolic link at the log path (planted or dangling), and still logs to stderr', () => {
+    const target = join(dir, 'target');
+    writeFileSync(target, 'precious\n');
+    const planted = join(dir, 'planted.log');
+    symlinkSync(target, planted);
+    const dangling = join(dir, 'dangling.log');
+    symlinkSync(join(dir, 'created-through-link'), dangling);
+    for (const file of [planted, dangling]) {
+      const lines: string[] = [];
+      createLogger({ level: 'warn', file }, {}, (l) => lines.push(l)).warn('hello');
+      expect(lines).toHaveLength(1);
+      expect(lstatSync(file).isSymbolicLink()).toBe(true);
+    }
+    expect(readFileSync(target, 'utf8')).toBe('precious\n');
+    expect(existsSync(join(dir, 'created-through-link'))).toBe(false);
   });
 });

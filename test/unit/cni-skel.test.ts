@@ -13,6 +13,8 @@ const ENV = {
   GC: { CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' },
   STATUS: { CNI_COMMAND: 'STATUS', CNI_PATH: '/opt/cni/bin' },
 };
+/** What a verb's config needs beyond the basics: GC its list of valid attachments. */
+const verbConf = (verb: string, cniVersion: string) => conf(cniVersion, verb === 'GC' ? { 'cni.dev/valid-attachments': [] } : {});
 
 describe('runPlugin: VERSION', () => {
   it('prints every supported version and echoes the config version, without any other env', async () => {
@@ -136,7 +138,7 @@ describe('runPlugin: DEL, CHECK, GC, STATUS', () => {
   for (const verb of ['DEL', 'CHECK', 'GC', 'STATUS'] as const) {
     it(`${verb} calls the plugin and prints nothing`, async () => {
       const p = fakePlugin();
-      const r = await run(p, ENV[verb], conf('1.1.0'));
+      const r = await run(p, ENV[verb], verbConf(verb, '1.1.0'));
       expect(r.code, r.stdout).toBe(0);
       expect(r.stdout).toBe('');
       expect(p.calls.map((c) => c.verb)).toEqual([verb]);
@@ -152,7 +154,7 @@ describe('runPlugin: DEL, CHECK, GC, STATUS', () => {
 
   it('GC and STATUS need only CNI_PATH', async () => {
     for (const verb of ['GC', 'STATUS'] as const) {
-      const r = await run(fakePlugin(), ENV[verb], conf('1.1.0'));
+      const r = await run(fakePlugin(), ENV[verb], verbConf(verb, '1.1.0'));
       expect(r.code).toBe(0);
       const missing = await run(fakePlugin(), { CNI_COMMAND: verb }, conf('1.1.0'));
       expect(missing.json).toMatchObject({ code: 4, msg: 'required env variables [CNI_PATH] missing' });
@@ -161,8 +163,29 @@ describe('runPlugin: DEL, CHECK, GC, STATUS', () => {
 
   it('GC and STATUS succeed for a plugin that does not implement them', async () => {
     for (const verb of ['GC', 'STATUS'] as const) {
-      const r = await run(fakePlugin({ withGcStatus: false }), ENV[verb], conf('1.1.0'));
+      const r = await run(fakePlugin({ withGcStatus: false }), ENV[verb], verbConf(verb, '1.1.0'));
       expect(r.code).toBe(0);
+    }
+  });
+
+  it('GC without a list of valid attachments is code 7 and never reaches the plugin (with or without a gc)', async () => {
+    for (const list of [{}, { 'cni.dev/valid-attachments': null }, { 'cni.dev/valid-attachments': {} }, { 'cni.dev/attachments': [{ containerID: 'c1' }] }]) {
+      for (const withGcStatus of [true, false]) {
+        const p = fakePlugin({ withGcStatus });
+        const r = await run(p, ENV.GC, conf('1.1.0', list));
+        expect(r.json, JSON.stringify(list)).toMatchObject({ code: 7 });
+        expect(r.json.msg).toMatch(/cni\.dev\/valid-attachments|cni\.dev\/attachments/);
+        expect(p.calls).toEqual([]);
+      }
+    }
+  });
+
+  it('GC takes the list under either name, as libcni sends it', async () => {
+    for (const key of ['cni.dev/valid-attachments', 'cni.dev/attachments']) {
+      const p = fakePlugin();
+      const r = await run(p, ENV.GC, conf('1.1.0', { [key]: [{ containerID: 'c1', ifname: 'eth0' }] }));
+      expect(r.code, r.stdout).toBe(0);
+      expect(p.calls[0]!.ctx.validAttachments()).toEqual([{ containerID: 'c1', ifname: 'eth0' }]);
     }
   });
 

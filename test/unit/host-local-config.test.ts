@@ -4,7 +4,7 @@ import { formatIp, parseIp } from '../../lib/net/ip.ts';
 import { candidates } from '../../ipam/host-local/candidates.ts';
 import { assignRequested, formatRange, parseHostLocalConf } from '../../ipam/host-local/config.ts';
 import { parseResolvConf } from '../../ipam/host-local/dns.ts';
-import { parseValidAttachments } from '../../ipam/host-local/gc.ts';
+import { parseValidAttachments } from '../../lib/cni/gc.ts';
 
 const net = (ipam: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ cniVersion: '1.0.0', name: 'net1', type: 'bridge', ipam: { type: 'host-local', ...ipam }, ...extra });
 const ranges = (...sets: Record<string, unknown>[][]) => ({ ranges: sets });
@@ -128,8 +128,8 @@ describe('resolv.conf and GC lists', () => {
   });
 
   it('reads valid attachments under either key and refuses a config without one', () => {
-    expect([...parseValidAttachments({ 'cni.dev/valid-attachments': [{ containerID: 'a', ifname: 'eth0' }] })]).toEqual(['a\neth0']);
-    expect([...parseValidAttachments({ 'cni.dev/attachments': [] })]).toEqual([]);
+    expect(parseValidAttachments({ 'cni.dev/valid-attachments': [{ containerID: 'a', ifname: 'eth0' }] })).toEqual([{ containerID: 'a', ifname: 'eth0' }]);
+    expect(parseValidAttachments({ 'cni.dev/attachments': [] })).toEqual([]);
     expect(error(() => parseValidAttachments({})).code).toBe(7);
     expect(error(() => parseValidAttachments({ 'cni.dev/valid-attachments': [{ containerID: 1 }] })).code).toBe(7);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConf } from '../../lib/cni/conf.ts';
-import { parseAllowlist, resolveTuning, sysctlPath, TuningConf } from '../../plugins/tuning/conf.ts';
+import { parseAllowlist, resolveTuning, restorableSysctl, sysctlPath, TuningConf } from '../../plugins/tuning/conf.ts';
 import { diffLink, originalAttrs, planLinkSet } from '../../plugins/tuning/plan.ts';
 
 describe('tuning conf', () => {
@@ -11,6 +11,15 @@ describe('tuning conf', () => {
     for (const bad of ['kernel.pid_max', 'net', 'net..ipv4', 'net/ipv4/../../kernel/x', 'net.ipv4 x']) {
       expect(() => sysctlPath(bad, 'eth0', undefined), bad).toThrow(/invalid net sysctl key/);
     }
+  });
+
+  it('restores from a state file only what ADD could have saved: net/… paths with plain values', () => {
+    expect(restorableSysctl('net/ipv4/conf/eth0.100/rp_filter', '1')).toBe(true);
+    expect(restorableSysctl(sysctlPath('net.core.somaxconn', 'eth0', undefined), '4096')).toBe(true);
+    for (const bad of ['kernel/domainname', 'kernel.domainname', 'net.core.somaxconn', 'net', 'net/', 'net//x', 'net/../kernel/domainname', 'net/ipv4/../../kernel/x', 'net/./x', 'netx/y', '/net/core/x', 'net/core/x y']) {
+      expect(restorableSysctl(bad, '1'), bad).toBe(false);
+    }
+    for (const bad of [1, null, 'a\nb', 'a\u0000']) expect(restorableSysctl('net/core/somaxconn', bad), JSON.stringify(bad)).toBe(false);
   });
 
   it('applies the allowlist file as regular expressions', () => {

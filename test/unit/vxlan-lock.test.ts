@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -89,6 +89,24 @@ describe('the device lock', () => {
     const lock = await lockDevice(d, 'tscni.1', log, 60_000);
     expect(lock.exclusive).toBe(true);
     lock.release();
+  });
+
+  it('fails with a clear error after the wait bound when the lock path is a directory or a dangling link', async () => {
+    for (const plant of ['directory', 'dangling link'] as const) {
+      const dir = stateDir();
+      mkdirSync(dir, { recursive: true });
+      const path = lockFile(dir, 'vx0');
+      if (plant === 'directory') mkdirSync(path);
+      else symlinkSync(join(dir, 'nowhere'), path);
+      const err = await lockDevice(dir, 'vx0', log, 50).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, plant).toMatchObject({ code: 5, message: `vxlan lock ${path} is ${plant === 'directory' ? 'a directory' : 'a symbolic link'}, not a lock file` });
+      // left as it was: neither followed nor replaced
+      expect(lstatSync(path).isDirectory() || lstatSync(path).isSymbolicLink(), plant).toBe(true);
+      expect(existsSync(join(dir, 'nowhere')), plant).toBe(false);
+    }
   });
 
   it('a half-written lock (no pid yet) counts as held', async () => {
