@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../../lib/cni/log.ts';
-import { lockDevice, lockFile, parseHolder, runningFromStat } from '../../plugins/vxlan/lock.ts';
+import { lockDevice, lockFile, parseHolder, runningFromStat } from '../../lib/store/file-lock.ts';
 import { sameRecord } from '../../plugins/vxlan/state.ts';
 
 const warnings: string[] = [];

@@ -1,7 +1,7 @@
 import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '../../lib/cni/log.ts';
-import { writeFileAtomic } from '../../lib/store/atomic-file.ts';
+import type { Logger } from '../cni/log.ts';
+import { writeFileAtomic } from './atomic-file.ts';
 
 /**
  * One writer at a time per device: whoever reads what is applied (the record or the kernel), changes
