@@ -18,6 +18,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ default:
   status: { summary: 'STATUS of every plugin of a network', load: () => import('./network-command.ts') },
   ipam: { summary: 'ipam ls [<network>] | ipam leaks — address reservations and leaked ones', load: () => import('./ipam-command.ts') },
   doctor: { summary: 'check this node: plugin links, configs, bridges vs IPAM, stale rules', load: () => import('./doctor.ts') },
+  policy: { summary: 'policy sync [--watch] | policy ls | policy explain FROM TO PORT/PROTO — NetworkPolicy on this node', load: () => import('./policy.ts') },
   vxlan: { summary: 'vxlan sync [--watch] | vxlan teardown — this node\'s overlay device, peers and etcd lease', load: () => import('./vxlan.ts') },
 };
 

@@ -9,7 +9,7 @@ import { parseVxlanConf, type Conf } from '../plugins/vxlan/conf.ts';
 import { byCreation, etcdClient, etcdPeerInput, releaseLease, subnetsPrefix } from '../plugins/vxlan/etcd-registry.ts';
 import { observeLinks, observeNode } from '../plugins/vxlan/kernel.ts';
 import { removeMasq } from '../plugins/vxlan/masq.ts';
-import { lockDevice } from '../plugins/vxlan/lock.ts';
+import { lockDevice } from '../lib/store/file-lock.ts';
 import { applyPeerChanges, ensureNode, localIdentity, peersDigest, reconcileNode, rememberNode, type Env, type LocalNode, type Reconciled } from '../plugins/vxlan/node.ts';
 import type { PeerInput } from '../plugins/vxlan/peers.ts';
 import { localPeers } from '../plugins/vxlan/sources.ts';

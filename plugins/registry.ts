@@ -13,6 +13,7 @@ export const PLUGINS: Record<string, () => Promise<{ default: Plugin }>> = {
   portmap: () => import('./portmap/index.ts'),
   'host-local': () => import('../ipam/host-local/index.ts'),
   vxlan: () => import('./vxlan/index.ts'),
+  netpol: () => import('./netpol/index.ts'),
 };
 
 export const pluginNames = (): string[] => Object.keys(PLUGINS);

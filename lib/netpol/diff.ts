@@ -26,7 +26,7 @@ export function diffRuleset(prev: Ruleset | undefined, next: Ruleset): string {
   const nextChains = new Map(next.chains.map((c) => [c.name, c]));
   for (const s of next.sets) {
     const old = prevSets.get(s.name);
-    if (old && (old.type !== s.type || old.map !== s.map)) return renderRuleset(next);
+    if (old && (old.type !== s.type || old.map !== s.map || !old.interval !== !s.interval)) return renderRuleset(next);
   }
   if (baseChains(prev) !== baseChains(next)) return renderRuleset(next);
 

@@ -7,7 +7,7 @@ import { checkElement, checkName, TABLE, type Match, type NftChain, type NftSet,
  * Public surface:
  *   renderRuleset(rs): string       the whole table as one `nft -f` transaction that replaces it
  *   renderRule(rule): string        one rule's text (as in `add rule inet tscni_policy CHAIN <text>`)
- *   renderSetDecl(set): string      `type ipv4_addr;`, `type ipv4_addr : verdict;` (sets hold addresses, no intervals)
+ *   renderSetDecl(set): string      `type ipv4_addr;`, `type ipv4_addr : verdict;`, `type ipv4_addr; flags interval;`
  *   renderChainDecl(chain): string  a base chain's `type filter hook …`, else its `comment "…";`, else ''
  *
  * Every name passes checkName and every comment nftComment; addresses and CIDRs are canonical text
@@ -32,7 +32,7 @@ export function renderRuleset(rs: Ruleset): string {
 }
 
 export function renderSetDecl(set: NftSet): string {
-  return `type ${set.type}${set.map ? ' : verdict' : ''};`;
+  return `type ${set.type}${set.map ? ' : verdict' : ''};${set.interval ? ' flags interval;' : ''}`;
 }
 
 export function renderChainDecl(chain: NftChain): string {
@@ -53,7 +53,7 @@ function renderMatch(m: Match): string {
     case 'icmpv6-nd':
       return 'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert }';
     case 'addr-set':
-      return `${ipOf(m.family)} ${m.dir} @${checkName(m.set)}`;
+      return `${ipOf(m.family)} ${m.dir}${m.negate ? ' !=' : ''} @${checkName(m.set)}`;
     case 'cidr': {
       const base = `${ipOf(m.family)} ${m.dir} ${m.cidr}`;
       return m.except.length ? `${base} ${ipOf(m.family)} ${m.dir} != { ${m.except.join(', ')} }` : base;

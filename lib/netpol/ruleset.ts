@@ -15,6 +15,7 @@ import type { Protocol } from './protocol.ts';
  *   type Match, Verdict; interface Rule { matches, verdict }
  *   interface ElementChange { set, element }                    one set/map element
  *   TABLE, policyId, policyChain, namespaceChain, isolationMap, targetsSet, peersSet, namedPortSet
+ *   guardedSet(family), registeredSet(family)                  the pre-registration guard's sets (guard.ts)
  *   elementKey(element)                                          a map element's key (`k : v` → `k`)
  *   checkName(name)                                              refuses anything outside [a-z0-9.-]
  *   checkElement(element)                                        refuses anything but an address element
@@ -26,8 +27,8 @@ export type AddrDir = 'saddr' | 'daddr';
 export type Match =
   | { readonly kind: 'ct-established' }
   | { readonly kind: 'icmpv6-nd' }
-  /** `ip saddr @set` */
-  | { readonly kind: 'addr-set'; readonly family: Family; readonly dir: AddrDir; readonly set: string }
+  /** `ip saddr @set`; `negate`: `ip saddr != @set` */
+  | { readonly kind: 'addr-set'; readonly family: Family; readonly dir: AddrDir; readonly set: string; readonly negate?: boolean }
   /** `ip daddr 10.0.0.0/8 ip daddr != { 10.1.0.0/16 }` (canonical CIDRs) */
   | { readonly kind: 'cidr'; readonly family: Family; readonly dir: AddrDir; readonly cidr: string; readonly except: readonly string[] }
   /** `meta l4proto { tcp, udp }` */
@@ -70,6 +71,8 @@ export interface NftSet {
   /** The key type; with `map` the values are verdicts. */
   readonly type: SetType;
   readonly map: boolean;
+  /** `flags interval`: elements are CIDRs (`10.1.0.0/24`), none inside another (see guard.ts). */
+  readonly interval?: boolean;
   /** Sorted element texts: `10.0.0.1`, `10.0.0.1 . tcp . 80`, `10.0.0.1 : jump ns-x-ingress` (or `: drop`). */
   readonly elements: readonly string[];
 }
@@ -103,13 +106,16 @@ export const targetsSet = (id: string): string => `pol-${id}-targets`;
 export const peersSet = (id: string, dir: Direction, rule: number): string => `pol-${id}-${dir}-${rule}-peers`;
 export const namedPortSet = (port: string, protocol: Protocol): string => `np-${protocol.toLowerCase()}-${port}`;
 export const withFamily = (base: string, family: Family): string => `${base}-v${family}`;
+/** This node's pod subnets (an interval set), and the local pod addresses the plugin registered. */
+export const guardedSet = (family: Family): string => `guarded-v${family}`;
+export const registeredSet = (family: Family): string => `registered-v${family}`;
 
 export const elementKey = (element: string): string => {
   const colon = element.indexOf(' : ');
   return colon < 0 ? element : element.slice(0, colon);
 };
 
-const ELEMENT = /^[0-9a-f.:]{2,39}( \. (tcp|udp|sctp) \. [0-9]{1,5}| : jump [a-z][a-z0-9.-]{0,250}| : drop)?$/;
+const ELEMENT = /^[0-9a-f.:]{2,39}(\/[0-9]{1,3})?( \. (tcp|udp|sctp) \. [0-9]{1,5}| : jump [a-z][a-z0-9.-]{0,250}| : drop)?$/;
 
 /** Elements reach nft text too (and may come from an index file): only address elements pass. */
 export function checkElement(element: string): string {

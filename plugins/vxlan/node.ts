@@ -11,7 +11,7 @@ import { applyNode, createNode, disableTxChecksum, ensureIpForward, ipForwardOn,
 import { ensureMasq } from './masq.ts';
 import { validatePeers, vtepIp, vtepMac, type Peer, type PeerInput, type Self } from './peers.ts';
 import { planPeerChanges, planPeers, type PeerState } from './reconcile.ts';
-import { lockDevice } from './lock.ts';
+import { lockDevice } from '../../lib/store/file-lock.ts';
 import { localPeers, type LocalPeers } from './sources.ts';
 import { forgetApplied, readApplied, readState, writeApplied, writeState, type AppliedRecord, type NodeState } from './state.ts';
 
@@ -220,7 +220,7 @@ export function peersDigest(conf: Conf, node: LocalNode, inputs: readonly PeerIn
  * - `sync` diffs against the applied record when it is usable (the same device, as specified):
  *   one change among 1,000 peers costs no read of 3,000 entries; otherwise it reads as `full`;
  * - `add` skips the peer step when the record's digest is that of the inputs; otherwise it reads as `full`.
- * Every reconcile runs under the device's lock (see lock.ts); only `add`'s skip takes none.
+ * Every reconcile runs under the device's lock (see lib/store/file-lock.ts); only `add`'s skip takes none.
  */
 export type ReconcileMode = 'full' | 'sync' | 'add';
 

@@ -2,7 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { digest } from '../../lib/digest.ts';
 import { writeFileAtomic } from '../../lib/store/atomic-file.ts';
-import { lockFile } from './lock.ts';
+import { lockFile } from '../../lib/store/file-lock.ts';
 import type { Peer } from './peers.ts';
 
 /** What a node remembers between invocations: its subnet (and etcd lease), MAC and underlay address. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../../lib/cni/log.ts';
-import { lockDevice, lockFile, parseHolder, runningFromStat } from '../../plugins/vxlan/lock.ts';
+import { lockDevice, lockFile, parseHolder, runningFromStat } from '../../lib/store/file-lock.ts';
 import { sameRecord } from '../../plugins/vxlan/state.ts';
 
 const warnings: string[] = [];
@@ -102,7 +102,7 @@ describe('the device lock', () => {
         () => undefined,
         (e: unknown) => e,
       );
-      expect(err, plant).toMatchObject({ code: 5, message: `vxlan lock ${path} is ${plant === 'directory' ? 'a directory' : 'a symbolic link'}, not a lock file` });
+      expect(err, plant).toMatchObject({ code: 5, message: `lock ${path} is ${plant === 'directory' ? 'a directory' : 'a symbolic link'}, not a lock file` });
       // left as it was: neither followed nor replaced
       expect(lstatSync(path).isDirectory() || lstatSync(path).isSymbolicLink(), plant).toBe(true);
       expect(existsSync(join(dir, 'nowhere')), plant).toBe(false);

@@ -1,8 +1,8 @@
 import { linkSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
-import type { Logger } from '../../lib/cni/log.ts';
-import { writeFileAtomic } from '../../lib/store/atomic-file.ts';
+import { CniError, ErrorCode } from '../cni/errors.ts';
+import type { Logger } from '../cni/log.ts';
+import { writeFileAtomic } from './atomic-file.ts';
 
 /**
  * One writer at a time per device: whoever reads what is applied (the record or the kernel), changes
@@ -105,7 +105,7 @@ function notALock(path: string): CniError {
   } catch (err) {
     what = `unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
   }
-  return new CniError(ErrorCode.ioFailure, `vxlan lock ${path} is ${what}, not a lock file`, 'remove it; the lock is a regular file the plugin creates');
+  return new CniError(ErrorCode.ioFailure, `lock ${path} is ${what}, not a lock file`, 'remove it; the lock is a regular file the plugin creates');
 }
 
 /** O_CREAT|O_EXCL: true when the lock is now ours; makes the state dir on first use. */

@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../../lib/cni/log.ts';
+import type { Exec } from '../../lib/exec.ts';
+import type { Family } from '../../lib/net/ip.ts';
+import { TABLE } from '../../lib/netpol/ruleset.ts';
+
+/**
+ * What the plugin reads from and does to the kernel besides `nft -f`: whether our table exists,
+ * the elements it holds (CHECK), br_netfilter's switches, conntrack flushes.
+ *
+ * Public surface:
+ *   tablePresent(exec): Promise<boolean>
+ *   kernelElements(exec): Promise<Map<set, Set<element>> | undefined>   undefined: no table
+ *   bridgeNetfilterOff(families): string[]     the sysctls (of this netns) that are 0 or missing
+ *   flushConntrack(exec, log, ips)              entries from or to these addresses; never throws
+ */
+export async function tablePresent(exec: Exec): Promise<boolean> {
+  const out = await exec.runAsync(['nft', 'list', 'tables', 'inet']);
+  return out.stdout.split('\n').some((l) => l.trim() === `table inet ${TABLE}`);
+}
+
+type NftValue = string | number | { concat?: NftValue[]; prefix?: { addr: string; len: number }; elem?: { val: NftValue } } | NftValue[];
+
+/** One element of `nft -j` as our element text (`10.0.0.1`, `10.0.0.1 . tcp . 80`, `10.0.0.1 : jump ns-x-ingress`, `10.1.0.0/24`). */
+function elementText(v: unknown): string {
+  if (Array.isArray(v)) {
+    const [key, verdict] = v as [unknown, Record<string, { target?: string } | null>];
+    const kind = Object.keys(verdict ?? {})[0] ?? '';
+    const target = verdict?.[kind]?.target;
+    return `${elementText(key)} : ${kind}${target ? ` ${target}` : ''}`;
+  }
+  if (typeof v === 'string' || typeof v === 'number') return String(v);
+  const o = v as Exclude<NftValue, string | number | NftValue[]>;
+  if (o.concat) return o.concat.map(elementText).join(' . ');
+  if (o.prefix) return `${o.prefix.addr}/${o.prefix.len}`;
+  if (o.elem) return elementText(o.elem.val);
+  return JSON.stringify(v);
+}
+
+export async function kernelElements(exec: Exec): Promise<Map<string, Set<string>> | undefined> {
+  const out = await exec.runAsync(['nft', '-j', 'list', 'table', 'inet', TABLE], { allowFailure: true });
+  if (out.status !== 0) return undefined;
+  const items = (JSON.parse(out.stdout) as { nftables?: Record<string, { name: string; elem?: unknown[] }>[] }).nftables ?? [];
+  const sets = new Map<string, Set<string>>();
+  for (const item of items) {
+    const s = item.set ?? item.map;
+    if (s) sets.set(s.name, new Set((s.elem ?? []).map(elementText)));
+  }
+  return sets;
+}
+
+const SWITCH: Record<Family, string> = { 4: 'bridge-nf-call-iptables', 6: 'bridge-nf-call-ip6tables' };
+
+/** Bridged traffic meets the inet forward hook only through br_netfilter with these on. */
+export function bridgeNetfilterOff(families: Iterable<Family>): string[] {
+  const off: string[] = [];
+  for (const f of new Set(families)) {
+    let value = '';
+    try {
+      value = readFileSync(`/proc/sys/net/bridge/${SWITCH[f]}`, 'utf8').trim();
+    } catch {
+      // br_netfilter not loaded: off
+    }
+    if (value !== '1') off.push(`net.bridge.${SWITCH[f]}`);
+  }
+  return off;
+}
+
+/** `conntrack -D -s IP` and `-d IP`: no flow of an address's previous owner counts as established. */
+export async function flushConntrack(exec: Exec, log: Logger, ips: readonly string[]): Promise<void> {
+  const runs = ips.flatMap((ip) => (['-s', '-d'] as const).map((dir) => exec.runAsync(['conntrack', '-D', dir, ip], { allowFailure: true })));
+  for (const r of await Promise.allSettled(runs)) {
+    if (r.status === 'rejected') log.warn('could not flush conntrack entries', { error: (r.reason as Error).message });
+    // exit 1 with "0 flow entries": nothing to flush
+    else if (r.value.status !== 0 && !/0 flow entries/.test(r.value.stderr)) log.warn('could not flush conntrack entries', { argv: r.value.argv.join(' '), stderr: r.value.stderr.trim() });
+  }
+}
