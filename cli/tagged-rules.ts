@@ -1,5 +1,6 @@
 import type { Exec } from '../lib/exec.ts';
-import { iptablesRestore, iptablesSave, restoreScript, type IpFamily, type SavedTable } from '../lib/netfilter/iptables.ts';
+import type { Family } from '../lib/net/ip.ts';
+import { iptablesRestore, iptablesSave, restoreScript, type SavedTable } from '../lib/netfilter/iptables.ts';
 import { shellCommand } from './shell-quote.ts';
 
 /**
@@ -70,7 +71,7 @@ export function splitRuleLine(line: string): string[] {
 /** The same as shell commands, for a human to run: every word quoted for the shell. */
 export const sweepCommands = (g: TaggedRules, tool: string): string[] => sweepLines([g]).map((l) => shellCommand([tool, '-t', 'nat', ...splitRuleLine(l)]));
 
-export const FAMILIES: readonly [IpFamily, string][] = [[4, 'iptables'], [6, 'ip6tables']];
+export const FAMILIES: readonly [Family, string][] = [[4, 'iptables'], [6, 'ip6tables']];
 
 /**
  * Removes what tagged nat rules the given attachments left (both families, one restore each).

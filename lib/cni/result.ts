@@ -1,6 +1,7 @@
 import { CniError, ErrorCode } from './errors.ts';
 import type { DNS, Interface, IPConfig, Route } from './result-parse.ts';
 import { atLeast } from './versions.ts';
+import type { Family } from '../net/ip.ts';
 
 export type { DNS, Interface, IPConfig, Route };
 
@@ -16,7 +17,7 @@ export interface Result {
   dns?: DNS;
 }
 
-export const ipFamily = (cidrOrIp: string): 4 | 6 => (cidrOrIp.includes(':') ? 6 : 4);
+export const ipFamily = (cidrOrIp: string): Family => (cidrOrIp.includes(':') ? 6 : 4);
 
 const ROUTE_FIELDS_SINCE_1_1 = ['mtu', 'advmss', 'priority', 'table', 'scope'] as const;
 const INTERFACE_FIELDS_SINCE_1_1 = ['mtu', 'socketPath', 'pciID'] as const;
@@ -53,8 +54,8 @@ export function convertResult(result: Result, version: string): Record<string, u
 }
 
 function toLegacy(result: Result, version: string, dns: DNS): Record<string, unknown> {
-  const first = (family: 4 | 6) => result.ips?.find((ip) => ipFamily(ip.address) === family);
-  const block = (family: 4 | 6) => {
+  const first = (family: Family) => result.ips?.find((ip) => ipFamily(ip.address) === family);
+  const block = (family: Family) => {
     const ip = first(family);
     if (!ip) return undefined;
     const routes = (result.routes ?? [])
