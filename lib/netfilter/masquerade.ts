@@ -15,7 +15,7 @@ export const MULTICAST: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/
 export const NFT_TABLE = 'tscni_masquerade';
 export const NFT_CHAIN = 'postrouting';
 
-export const masqChain = (net: string, containerId: string): string => `CNI-${attachmentHash(net, containerId)}`;
+export const attachmentMasqChain = (net: string, containerId: string): string => `CNI-${attachmentHash(net, containerId)}`;
 /** The reference's comment; JSON quoting stands in for Go's %q (same for printable names). */
 export const masqComment = (net: string, containerId: string): string => `name: ${JSON.stringify(net)} id: ${JSON.stringify(containerId)}`;
 const nftTag = (net: string, hash: string) => `tscni ${networkHash(net)} ${hash}`;
@@ -24,7 +24,7 @@ const subnetOf = (c: Cidr) => formatCidr({ ip: network(c), prefix: c.prefix });
 
 /** An attachment's chain and the comment match on each of its rules. */
 function iptablesTag(net: string, containerId: string) {
-  return { chain: masqChain(net, containerId), comment: `-m comment --comment ${quoteComment(masqComment(net, containerId))}` };
+  return { chain: attachmentMasqChain(net, containerId), comment: `-m comment --comment ${quoteComment(masqComment(net, containerId))}` };
 }
 
 /** The POSTROUTING jumps of one family's addresses, without `-A`/`-D`: ADD appends them, a known-address DEL deletes them. */
@@ -99,7 +99,7 @@ export function planIptablesUnmasq(table: SavedTable, net: string, selector: Mas
     }
   }
   if ('only' in selector) {
-    for (const id of selector.only) if (table.chains.includes(masqChain(net, id))) doomed.add(masqChain(net, id));
+    for (const id of selector.only) if (table.chains.includes(attachmentMasqChain(net, id))) doomed.add(attachmentMasqChain(net, id));
   }
   const chains = [...doomed].filter((c) => table.chains.includes(c));
   return [...deletes, ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`)];
@@ -118,7 +118,7 @@ export function planNftUnmasq(objects: NftObjects, net: string, selector: MasqSe
 /** Restore lines deleting one attachment's rules for addresses known from its result (pure). */
 export function planIptablesUnmasqKnown(net: string, containerId: string, ips: readonly Cidr[]): string[] {
   if (ips.length === 0) return [];
-  const chain = masqChain(net, containerId);
+  const chain = attachmentMasqChain(net, containerId);
   return [...postroutingJumps(net, containerId, ips).map((j) => `-D ${j}`), `-F ${chain}`, `-X ${chain}`];
 }
 
