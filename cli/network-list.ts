@@ -1,4 +1,4 @@
-import { findInPath } from '../lib/cni/delegate.ts';
+import { execPlugin, findInPath } from '../lib/cni/delegate.ts';
 import { CniError, ErrorCode, toCniError } from '../lib/cni/errors.ts';
 import { atLeast } from '../lib/cni/versions.ts';
 import type { Exec } from '../lib/exec.ts';
@@ -67,28 +67,12 @@ async function invoke(r: Runner, verb: Verb, plugin: Obj, stdin: string, rt: Run
     CNI_IFNAME: rt.ifname,
     CNI_PATH: r.path.join(':'),
   };
-  let out;
-  try {
-    out = await r.exec.runAsync([file], { input: stdin, env, allowFailure: true, inheritStderr: true });
-  } catch (err) {
-    throw new CniError(ErrorCode.internal, `cannot run ${file}`, (err as Error).message);
-  }
-  if (out.status === 0) return out.stdout;
-  throw pluginError(out.stdout, out.status, out.signal);
+  return execPlugin(r.exec, file, { env, input: stdin, unexplained: libcniUnexplained });
 }
 
-/** libcni's pluginErr: the plugin's `{code,msg,details}`, or a message saying why there is none. */
-function pluginError(stdout: string, status: number | null, signal: string | null): CniError {
-  const how = signal ? `signal: ${signal}` : `exit status ${status}`;
+/** libcni's pluginErr words for a plugin that failed without a CNI error on stdout. */
+function libcniUnexplained(how: string, stdout: string): CniError {
   if (stdout.trim() === '') return new CniError(ErrorCode.internal, `netplugin failed with no error message: ${how}`);
-  try {
-    const e = JSON.parse(stdout) as Obj;
-    if (typeof e.code === 'number' || typeof e.msg === 'string') {
-      return new CniError(typeof e.code === 'number' ? e.code : 0, typeof e.msg === 'string' ? e.msg : '', typeof e.details === 'string' && e.details ? e.details : undefined);
-    }
-  } catch {
-    // fall through
-  }
   return new CniError(ErrorCode.internal, `netplugin failed but error parsing its diagnostic message ${JSON.stringify(stdout.slice(0, 4096))}`);
 }
 
