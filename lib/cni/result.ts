@@ -1,6 +1,6 @@
 import { CniError, ErrorCode } from './errors.ts';
 import type { DNS, Interface, IPConfig, Route } from './result-parse.ts';
-import { atLeast } from './versions.ts';
+import { fieldsMissing, NEWEST, resultShape } from './result-shape.ts';
 import type { Family } from '../net/ip.ts';
 
 export type { DNS, Interface, IPConfig, Route };
@@ -19,9 +19,6 @@ export interface Result {
 
 export const ipFamily = (cidrOrIp: string): Family => (cidrOrIp.includes(':') ? 6 : 4);
 
-const ROUTE_FIELDS_SINCE_1_1 = ['mtu', 'advmss', 'priority', 'table', 'scope'] as const;
-const INTERFACE_FIELDS_SINCE_1_1 = ['mtu', 'socketPath', 'pciID'] as const;
-
 export function without<T extends object>(obj: T, keys: readonly string[]): T {
   const copy = { ...obj } as Record<string, unknown>;
   for (const k of keys) delete copy[k];
@@ -35,15 +32,17 @@ export function present<T>(list: T[] | null | undefined): T[] | undefined {
 /** Writes a result in the shape of `version`, as libcni's converters do. */
 export function convertResult(result: Result, version: string): Record<string, unknown> {
   const dns = result.dns ?? {};
-  if (!atLeast(version, '0.3.0')) return toLegacy(result, version, dns);
-  const before11 = !atLeast(version, '1.1.0');
-  const interfaces = result.interfaces?.map((i) => (before11 ? without(i, INTERFACE_FIELDS_SINCE_1_1) : i));
+  const shape = resultShape(version);
+  if (shape.legacy) return toLegacy(result, version, dns);
+  const dropInterface = fieldsMissing(NEWEST.interface, shape.interface);
+  const dropRoute = fieldsMissing(NEWEST.route, shape.route);
+  const interfaces = result.interfaces?.map((i) => (dropInterface.length ? without(i, dropInterface) : i));
   const ips = result.ips?.map((ip) => {
-    if (atLeast(version, '1.0.0')) return ip;
+    if (!shape.ip.includes('version')) return ip;
     const { interface: index, ...rest } = ip;
     return { ...(index === undefined ? {} : { interface: index }), version: String(ipFamily(ip.address)), ...rest };
   });
-  const routes = result.routes?.map((r) => (before11 ? without(r, ROUTE_FIELDS_SINCE_1_1) : r));
+  const routes = result.routes?.map((r) => (dropRoute.length ? without(r, dropRoute) : r));
   return {
     cniVersion: version,
     ...(present(interfaces) ? { interfaces } : {}),
