@@ -1,6 +1,6 @@
 import { execPlugin, findInPath } from '../lib/cni/delegate.ts';
 import { CniError, ErrorCode, toCniError } from '../lib/cni/errors.ts';
-import { atLeast } from '../lib/cni/versions.ts';
+import { allowsVerb, UNVERSIONED } from '../lib/cni/versions.ts';
 import type { Exec } from '../lib/exec.ts';
 import { readCacheEntry, removeCacheEntry, writeCacheEntry, type CachedAttachment } from './cache.ts';
 import type { ConfList } from './conflist.ts';
@@ -127,7 +127,7 @@ function cachedResult(entry: CachedAttachment | undefined, version: string): Obj
 }
 
 export async function checkNetworkList(r: Runner, list: ConfList, rt: RuntimeConf): Promise<void> {
-  if (!atLeast(list.cniVersion || '0.1.0', '0.4.0')) {
+  if (!allowsVerb(list.cniVersion || UNVERSIONED, 'CHECK')) {
     throw new CniError(ErrorCode.incompatibleVersion, `configuration version "${list.cniVersion}" does not support the CHECK command`);
   }
   if (list.disableCheck) return;
@@ -145,7 +145,8 @@ export async function checkNetworkList(r: Runner, list: ConfList, rt: RuntimeCon
 /** DEL in reverse order with the cached result as prevResult (0.4.0+); a corrupt cache is skipped. */
 export async function delNetworkList(r: Runner, list: ConfList, rt: RuntimeConf): Promise<void> {
   let prev: Obj | undefined;
-  if (atLeast(list.cniVersion || '0.1.0', '0.4.0')) {
+  // prevResult on DEL came with CHECK, in 0.4.0
+  if (allowsVerb(list.cniVersion || UNVERSIONED, 'CHECK')) {
     try {
       prev = cachedResult(readCacheEntry(r.cacheDir, list.name, rt), list.cniVersion);
     } catch {
@@ -190,7 +191,7 @@ export async function gcNetworkList(r: Runner, list: ConfList, cached: readonly 
       report.errors.push(error);
     }
   }
-  if (atLeast(list.cniVersion || '0.1.0', '1.1.0')) {
+  if (allowsVerb(list.cniVersion || UNVERSIONED, 'GC')) {
     report.pluginsCalled = true;
     const none: RuntimeConf = { containerId: '', netns: '', ifname: '', args: [] };
     for (const plugin of list.plugins) {
@@ -207,7 +208,7 @@ export async function gcNetworkList(r: Runner, list: ConfList, cached: readonly 
 
 /** STATUS of every plugin in order (1.1.0+); the first failure is the answer. */
 export async function statusNetworkList(r: Runner, list: ConfList): Promise<boolean> {
-  if (!atLeast(list.cniVersion || '0.1.0', '1.1.0')) return false;
+  if (!allowsVerb(list.cniVersion || UNVERSIONED, 'STATUS')) return false;
   const none: RuntimeConf = { containerId: '', netns: '', ifname: '', args: [] };
   for (const plugin of list.plugins) {
     await invoke(r, 'STATUS', plugin, goMarshal({ ...plugin, name: list.name, cniVersion: list.cniVersion }), none);

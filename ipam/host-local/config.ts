@@ -5,7 +5,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 import { nullishString, optString, string } from '../../lib/cni/schemas.ts';
 import type { Route } from '../../lib/cni/result.ts';
-import { atLeast } from '../../lib/cni/versions.ts';
+import { resultShape } from '../../lib/cni/result-shape.ts';
 import { compareIp, contains, formatCidr, formatIp, hasHostBits, lastAddress, network, nextIp, parseCidr, parseIp, prevIp, bitsOf, type Cidr, type Family, type Ip } from '../../lib/net/ip.ts';
 import { DEFAULT_DATA_DIR, isStoreName } from '../../lib/store/reservations.ts';
 
@@ -165,7 +165,7 @@ export function parseHostLocalConf(raw: unknown, envIp: string | undefined): Hos
   const sets = rawSets.map(parseRangeSet);
 
   const perFamily = (f: Family) => sets.filter((s) => s[0]!.start.family === f).length;
-  if ((perFamily(4) > 1 || perFamily(6) > 1) && !atLeast(cniVersion, '0.3.0')) {
+  if ((perFamily(4) > 1 || perFamily(6) > 1) && resultShape(cniVersion).legacy) {
     throw bad(`CNI version ${cniVersion} does not support more than 1 address per family`);
   }
   for (let i = 0; i < sets.length; i++) {
