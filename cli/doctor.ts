@@ -16,7 +16,7 @@ import { defineCommand, EXIT } from './command.ts';
 import { scanConfDir, type ConfList } from './conflist.ts';
 import { findLeaks } from './ipam-command.ts';
 import { confDirFor, DEFAULT_CNI_PATH, DEFAULT_CONF_DIR } from './network-command.ts';
-import { DEFAULT_DATA_DIR, listReservations } from './reservations.ts';
+import { DEFAULT_DATA_DIR, listNetworkReservations } from './reservations.ts';
 import { UsageError, validName } from './runtime-conf.ts';
 
 export type Severity = 'ok' | 'warning' | 'problem';
@@ -259,7 +259,7 @@ export default defineCommand({
     const scanned = scanConfDir(confDir);
     const lists = scanned.flatMap((s) => (s.list ? [s.list] : []));
     const cached = listCachedAttachments(cacheDir);
-    const reservations = listReservations(dataDir);
+    const reservations = listNetworkReservations(dataDir);
 
     const plugins = await loadUsedPlugins(lists);
     const findings: Finding[] = [...checkPluginLinks(dirs, ours, self, find), ...checkConfigs(scanned, find, ours, self, dirs[0] ?? DEFAULT_CNI_PATH, plugins)];

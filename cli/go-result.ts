@@ -1,7 +1,8 @@
 import { isPlainObject as isObj } from '../lib/cni/netconf.ts';
 import { parseResult } from '../lib/cni/result-parse.ts';
 import { convertResult } from '../lib/cni/result.ts';
-import { atLeast } from '../lib/cni/versions.ts';
+import { NUMBER_FIELDS, resultShape } from '../lib/cni/result-shape.ts';
+import { isSupported } from '../lib/cni/versions.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -12,38 +13,25 @@ type Obj = Record<string, unknown>;
  */
 export function toGoResult(raw: Obj, fallbackVersion: string): Obj {
   const version = str(get(raw, 'cniVersion')) || fallbackVersion;
-  if (!KNOWN_RESULT_VERSIONS.has(version)) throw new Error(`unsupported CNI result version "${version}"`);
-  if (!atLeast(version, '0.3.0')) {
-    return omitEmpty({ cniVersion: version, ip4: legacyIp(get(raw, 'ip4')), ip6: legacyIp(get(raw, 'ip6')), dns: dns(get(raw, 'dns')) });
+  // the versions libcni can decode, plus 1.1.0 (libcni ≥ 1.2): the ones we speak
+  if (!isSupported(version)) throw new Error(`unsupported CNI result version "${version}"`);
+  const shape = resultShape(version);
+  if (shape.legacy) {
+    return omitEmpty({ cniVersion: version, ip4: legacyIp(get(raw, 'ip4'), shape.route), ip6: legacyIp(get(raw, 'ip6'), shape.route), dns: dns(get(raw, 'dns')) });
   }
-  const v11 = atLeast(version, '1.1.0');
-  const v04 = !atLeast(version, '1.0.0');
   return omitEmpty({
     cniVersion: version,
-    interfaces: list(get(raw, 'interfaces')).map((i) =>
-      omitEmpty({
-        name: str(get(i, 'name')),
-        mac: str(get(i, 'mac')),
-        ...(v11 ? { mtu: num(get(i, 'mtu')) } : {}),
-        sandbox: str(get(i, 'sandbox')),
-        ...(v11 ? { socketPath: str(get(i, 'socketPath')), pciID: str(get(i, 'pciID')) } : {}),
-      }, ['name']),
-    ),
-    ips: list(get(raw, 'ips')).map((ip) =>
-      omitEmpty({
-        ...(v04 ? { version: str(get(ip, 'version')) } : {}),
-        interface: num(get(ip, 'interface')),
-        address: str(get(ip, 'address')),
-        gateway: str(get(ip, 'gateway')),
-      }, ['version', 'address', 'interface']),
-    ),
-    routes: list(get(raw, 'routes')).map((r) => route(r, v11)),
+    interfaces: list(get(raw, 'interfaces')).map((i) => omitEmpty(fields(i, shape.interface), ['name'])),
+    ips: list(get(raw, 'ips')).map((ip) => omitEmpty(fields(ip, shape.ip), ['version', 'address', 'interface'])),
+    routes: list(get(raw, 'routes')).map((r) => route(r, shape.route)),
     dns: dns(get(raw, 'dns')),
   }, ['dns']);
 }
 
-/** Result versions libcni can decode, plus 1.1.0 (libcni ≥ 1.2). */
-const KNOWN_RESULT_VERSIONS = new Set(['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']);
+/** The struct's fields in order, each decoded as its Go type (a number or a string). */
+function fields(o: unknown, names: readonly string[]): Obj {
+  return Object.fromEntries(names.map((f) => [f, NUMBER_FIELDS.has(f) ? num(get(o, f)) : str(get(o, f))]));
+}
 
 /** A result converted to another spec version (libcni's GetAsVersion), in Go struct shape. */
 export function goResultAsVersion(result: Obj, version: string): Obj {
@@ -52,17 +40,11 @@ export function goResultAsVersion(result: Obj, version: string): Obj {
   return toGoResult(convertResult(parseResult(result, from), version), version);
 }
 
-function route(r: unknown, v11: boolean): Obj {
-  return omitEmpty({
-    dst: str(get(r, 'dst')),
-    gw: str(get(r, 'gw')),
-    ...(v11 ? { mtu: num(get(r, 'mtu')), advmss: num(get(r, 'advmss')), priority: num(get(r, 'priority')), table: num(get(r, 'table')), scope: num(get(r, 'scope')) } : {}),
-  }, ['dst', 'table', 'scope']);
-}
+const route = (r: unknown, names: readonly string[]): Obj => omitEmpty(fields(r, names), ['dst', 'table', 'scope']);
 
-function legacyIp(v: unknown): Obj | undefined {
+function legacyIp(v: unknown, routeFields: readonly string[]): Obj | undefined {
   if (!isObj(v)) return undefined;
-  return omitEmpty({ ip: str(get(v, 'ip')), gateway: str(get(v, 'gateway')), routes: list(get(v, 'routes')).map((r) => route(r, false)) }, ['ip']);
+  return omitEmpty({ ip: str(get(v, 'ip')), gateway: str(get(v, 'gateway')), routes: list(get(v, 'routes')).map((r) => route(r, routeFields)) }, ['ip']);
 }
 
 function dns(v: unknown): Obj {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { shellAssign, shellCommand } from './shell-quote.ts';
 import { cacheDirFor, DEFAULT_CACHE_DIR, listCachedAttachments, type CachedAttachment } from './cache.ts';
 import { defineCommand, EXIT, table } from './command.ts';
-import { DEFAULT_DATA_DIR, listReservations, type Reservation } from './reservations.ts';
+import { DEFAULT_DATA_DIR, listNetworkReservations, type NetworkReservation } from './reservations.ts';
 import { UsageError, validName } from './runtime-conf.ts';
 
 const HELP = `tscni ipam ls [<network>] | tscni ipam leaks [<network>]
@@ -17,13 +17,13 @@ Options:
   --json            machine-readable output
 `;
 
-export interface Leak extends Reservation {
+export interface Leak extends NetworkReservation {
   reason: string;
   fix: string;
 }
 
 /** Reservations that no live attachment accounts for (pure, given the netns check). */
-export function findLeaks(reservations: readonly Reservation[], cached: readonly CachedAttachment[], netnsExists: (path: string) => boolean = existsSync): Leak[] {
+export function findLeaks(reservations: readonly NetworkReservation[], cached: readonly CachedAttachment[], netnsExists: (path: string) => boolean = existsSync): Leak[] {
   const leaks: Leak[] = [];
   for (const r of reservations) {
     const owner = cached.find((a) => a.networkName === r.network && a.containerId === r.containerID && (!r.ifname || a.ifName === r.ifname));
@@ -46,7 +46,7 @@ export default defineCommand({
     if (extra.length > 0) throw new UsageError('too many arguments');
     if (network !== undefined) validName('network name', network);
     const dataDir = ctx.args.strings.get('data-dir') || DEFAULT_DATA_DIR;
-    const reservations = listReservations(dataDir, network);
+    const reservations = listNetworkReservations(dataDir, network);
     if (action === 'ls') {
       if (ctx.json) ctx.out(JSON.stringify(reservations.map(({ file: _file, ...r }) => r)) + '\n');
       else if (reservations.length === 0) ctx.out(`no reservations in ${dataDir}${network ? `/${network}` : ''}\n`);

@@ -1,6 +1,6 @@
-import { findInPath } from '../lib/cni/delegate.ts';
+import { execPlugin, findInPath } from '../lib/cni/delegate.ts';
 import { CniError, ErrorCode, toCniError } from '../lib/cni/errors.ts';
-import { atLeast } from '../lib/cni/versions.ts';
+import { allowsVerb, UNVERSIONED } from '../lib/cni/versions.ts';
 import type { Exec } from '../lib/exec.ts';
 import { readCacheEntry, removeCacheEntry, writeCacheEntry, type CachedAttachment } from './cache.ts';
 import type { ConfList } from './conflist.ts';
@@ -67,28 +67,12 @@ async function invoke(r: Runner, verb: Verb, plugin: Obj, stdin: string, rt: Run
     CNI_IFNAME: rt.ifname,
     CNI_PATH: r.path.join(':'),
   };
-  let out;
-  try {
-    out = await r.exec.runAsync([file], { input: stdin, env, allowFailure: true, inheritStderr: true });
-  } catch (err) {
-    throw new CniError(ErrorCode.internal, `cannot run ${file}`, (err as Error).message);
-  }
-  if (out.status === 0) return out.stdout;
-  throw pluginError(out.stdout, out.status, out.signal);
+  return execPlugin(r.exec, file, { env, input: stdin, unexplained: libcniUnexplained });
 }
 
-/** libcni's pluginErr: the plugin's `{code,msg,details}`, or a message saying why there is none. */
-function pluginError(stdout: string, status: number | null, signal: string | null): CniError {
-  const how = signal ? `signal: ${signal}` : `exit status ${status}`;
+/** libcni's pluginErr words for a plugin that failed without a CNI error on stdout. */
+function libcniUnexplained(how: string, stdout: string): CniError {
   if (stdout.trim() === '') return new CniError(ErrorCode.internal, `netplugin failed with no error message: ${how}`);
-  try {
-    const e = JSON.parse(stdout) as Obj;
-    if (typeof e.code === 'number' || typeof e.msg === 'string') {
-      return new CniError(typeof e.code === 'number' ? e.code : 0, typeof e.msg === 'string' ? e.msg : '', typeof e.details === 'string' && e.details ? e.details : undefined);
-    }
-  } catch {
-    // fall through
-  }
   return new CniError(ErrorCode.internal, `netplugin failed but error parsing its diagnostic message ${JSON.stringify(stdout.slice(0, 4096))}`);
 }
 
@@ -143,7 +127,7 @@ function cachedResult(entry: CachedAttachment | undefined, version: string): Obj
 }
 
 export async function checkNetworkList(r: Runner, list: ConfList, rt: RuntimeConf): Promise<void> {
-  if (!atLeast(list.cniVersion || '0.1.0', '0.4.0')) {
+  if (!allowsVerb(list.cniVersion || UNVERSIONED, 'CHECK')) {
     throw new CniError(ErrorCode.incompatibleVersion, `configuration version "${list.cniVersion}" does not support the CHECK command`);
   }
   if (list.disableCheck) return;
@@ -161,7 +145,8 @@ export async function checkNetworkList(r: Runner, list: ConfList, rt: RuntimeCon
 /** DEL in reverse order with the cached result as prevResult (0.4.0+); a corrupt cache is skipped. */
 export async function delNetworkList(r: Runner, list: ConfList, rt: RuntimeConf): Promise<void> {
   let prev: Obj | undefined;
-  if (atLeast(list.cniVersion || '0.1.0', '0.4.0')) {
+  // prevResult on DEL came with CHECK, in 0.4.0
+  if (allowsVerb(list.cniVersion || UNVERSIONED, 'CHECK')) {
     try {
       prev = cachedResult(readCacheEntry(r.cacheDir, list.name, rt), list.cniVersion);
     } catch {
@@ -206,7 +191,7 @@ export async function gcNetworkList(r: Runner, list: ConfList, cached: readonly 
       report.errors.push(error);
     }
   }
-  if (atLeast(list.cniVersion || '0.1.0', '1.1.0')) {
+  if (allowsVerb(list.cniVersion || UNVERSIONED, 'GC')) {
     report.pluginsCalled = true;
     const none: RuntimeConf = { containerId: '', netns: '', ifname: '', args: [] };
     for (const plugin of list.plugins) {
@@ -223,7 +208,7 @@ export async function gcNetworkList(r: Runner, list: ConfList, cached: readonly 
 
 /** STATUS of every plugin in order (1.1.0+); the first failure is the answer. */
 export async function statusNetworkList(r: Runner, list: ConfList): Promise<boolean> {
-  if (!atLeast(list.cniVersion || '0.1.0', '1.1.0')) return false;
+  if (!allowsVerb(list.cniVersion || UNVERSIONED, 'STATUS')) return false;
   const none: RuntimeConf = { containerId: '', netns: '', ifname: '', args: [] };
   for (const plugin of list.plugins) {
     await invoke(r, 'STATUS', plugin, goMarshal({ ...plugin, name: list.name, cniVersion: list.cniVersion }), none);

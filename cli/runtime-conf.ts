@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { digest } from '../lib/digest.ts';
+import { splitCniArgs } from '../lib/cni/cni-args.ts';
 import { validIfName } from '../lib/cni/env.ts';
 import { isStoreName } from '../lib/store/reservations.ts';
 
@@ -29,14 +30,8 @@ export const containerIdForNetns = (netnsPath: string) =>
   'cnitool-' + digest('sha512', netnsPath).subarray(0, 10).toString('hex');
 
 /** CNI_ARGS as cnitool reads it: `K=V;K2=V2`, every pair with a non-empty key and value. */
-export function parseCniArgs(text: string): [string, string][] {
-  if (text === '') return [];
-  return text.split(';').map((pair) => {
-    const kv = pair.split('=');
-    if (kv.length !== 2 || !kv[0] || !kv[1]) throw new UsageError(`invalid CNI_ARGS pair ${JSON.stringify(pair)}`);
-    return [kv[0], kv[1]];
-  });
-}
+export const parseCnitoolArgs = (text: string): [string, string][] =>
+  splitCniArgs(text, { nonEmpty: true, invalid: (pair) => new UsageError(`invalid CNI_ARGS pair ${JSON.stringify(pair)}`) });
 
 export function parseCapArgs(text: string): Record<string, unknown> | undefined {
   if (text === '') return undefined;
@@ -62,7 +57,7 @@ export interface RuntimeInputs {
 export function buildRuntimeConf({ netns, env, capArgs, needsContainer }: RuntimeInputs): RuntimeConf {
   const netnsPath = netns ? resolve(netns) : '';
   const ifname = env.CNI_IFNAME ?? 'eth0';
-  const args = parseCniArgs(env.CNI_ARGS ?? '');
+  const args = parseCnitoolArgs(env.CNI_ARGS ?? '');
   const capabilityArgs = parseCapArgs(capArgs ?? env.CAP_ARGS ?? '');
   if (!needsContainer) return { containerId: '', netns: '', ifname: '', args, capabilityArgs };
   const explicit = env.CNI_CONTAINERID ?? '';

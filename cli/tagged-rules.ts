@@ -1,5 +1,7 @@
 import type { Exec } from '../lib/exec.ts';
-import { iptablesRestore, iptablesSave, restoreScript, type IpFamily, type SavedTable } from '../lib/netfilter/iptables.ts';
+import type { Family } from '../lib/net/ip.ts';
+import { iptablesRestore, iptablesSave, restoreScript, savedComment, type SavedTable } from '../lib/netfilter/iptables.ts';
+import { parseReferenceTag } from '../lib/netfilter/tags.ts';
 import { shellCommand } from './shell-quote.ts';
 
 /**
@@ -16,17 +18,16 @@ export interface TaggedRules {
   chains: string[];
 }
 
-const TAG = /(?:dnat )?name: \\?"([A-Za-z0-9_.-]+)\\?" id: \\?"([A-Za-z0-9_.-]+)\\?"/;
 const OWN_CHAIN = /^CNI-(DN-[0-9a-f]{21}|[0-9a-f]{24})$/;
 
 /** Groups the tagged rules of attachments `pick` selects (pure). */
 export function findTaggedRules(saved: SavedTable, pick: (network: string, containerId: string) => boolean): TaggedRules[] {
   const groups = new Map<string, TaggedRules>();
   for (const rule of saved.rules) {
-    const m = TAG.exec(rule.spec);
-    if (!m || !pick(m[1]!, m[2]!)) continue;
-    const key = `${m[1]}/${m[2]}`;
-    const g = groups.get(key) ?? { network: m[1]!, containerId: m[2]!, rules: [], chains: [] };
+    const tag = parseReferenceTag(savedComment(rule.spec));
+    if (!tag || !pick(tag.network, tag.containerId)) continue;
+    const key = `${tag.network}/${tag.containerId}`;
+    const g = groups.get(key) ?? { network: tag.network, containerId: tag.containerId, rules: [], chains: [] };
     groups.set(key, g);
     const target = / -j (\S+)$/.exec(rule.spec)?.[1];
     for (const c of [rule.chain, target]) if (c && OWN_CHAIN.test(c) && !g.chains.includes(c)) g.chains.push(c);
@@ -70,7 +71,7 @@ export function splitRuleLine(line: string): string[] {
 /** The same as shell commands, for a human to run: every word quoted for the shell. */
 export const sweepCommands = (g: TaggedRules, tool: string): string[] => sweepLines([g]).map((l) => shellCommand([tool, '-t', 'nat', ...splitRuleLine(l)]));
 
-export const FAMILIES: readonly [IpFamily, string][] = [[4, 'iptables'], [6, 'ip6tables']];
+export const FAMILIES: readonly [Family, string][] = [[4, 'iptables'], [6, 'ip6tables']];
 
 /**
  * Removes what tagged nat rules the given attachments left (both families, one restore each).

@@ -5,8 +5,8 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 import { nullishString, optString, string } from '../../lib/cni/schemas.ts';
 import type { Route } from '../../lib/cni/result.ts';
-import { atLeast } from '../../lib/cni/versions.ts';
-import { compareIp, contains, formatCidr, formatIp, hasHostBits, lastAddress, network, nextIp, parseCidr, parseIp, prevIp, bitsOf, type Cidr, type Ip } from '../../lib/net/ip.ts';
+import { resultShape } from '../../lib/cni/result-shape.ts';
+import { compareIp, contains, formatCidr, formatIp, hasHostBits, lastAddress, network, nextIp, parseCidr, parseIp, prevIp, bitsOf, type Cidr, type Family, type Ip } from '../../lib/net/ip.ts';
 import { DEFAULT_DATA_DIR, isStoreName } from '../../lib/store/reservations.ts';
 
 /** One range of a set: inclusive bounds inside `subnet`; `gateway` is never handed out. */
@@ -164,8 +164,8 @@ export function parseHostLocalConf(raw: unknown, envIp: string | undefined): Hos
   if (rawSets.length === 0) throw bad('no IP ranges specified');
   const sets = rawSets.map(parseRangeSet);
 
-  const perFamily = (f: 4 | 6) => sets.filter((s) => s[0]!.start.family === f).length;
-  if ((perFamily(4) > 1 || perFamily(6) > 1) && !atLeast(cniVersion, '0.3.0')) {
+  const perFamily = (f: Family) => sets.filter((s) => s[0]!.start.family === f).length;
+  if ((perFamily(4) > 1 || perFamily(6) > 1) && resultShape(cniVersion).legacy) {
     throw bad(`CNI version ${cniVersion} does not support more than 1 address per family`);
   }
   for (let i = 0; i < sets.length; i++) {

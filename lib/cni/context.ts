@@ -1,4 +1,4 @@
-import { parseCniArgs } from './cni-args.ts';
+import { knownCniArgs } from './cni-args.ts';
 import type { NetConf } from './conf.ts';
 import type { CniEnv } from './env.ts';
 import type { Exec } from '../exec.ts';
@@ -37,7 +37,7 @@ export function createContext(inv: Invocation): PluginContext {
     cniVersion: inv.cniVersion,
     prevResult: inv.prevResult,
     validAttachments: () => parseValidAttachments(inv.conf),
-    cniArgs: (known) => parseCniArgs(inv.env.cniArgs, known),
+    cniArgs: (known) => knownCniArgs(inv.env.cniArgs, known),
     exec: inv.exec,
     log: inv.log,
     undo: () => new Undo(inv.log, inv.fault),

@@ -34,6 +34,49 @@ export function findInPath(type: string, dirs: readonly string[]): string {
   throw new CniError(ErrorCode.invalidConfig, `failed to find plugin "${type}" in path [${dirs.join(' ')}]`);
 }
 
+/** One run of a plugin executable. */
+export interface PluginCall {
+  /** The whole environment the plugin gets, CNI_COMMAND and the other CNI_* included. */
+  env: Readonly<Record<string, string | undefined>>;
+  /** Its config, on stdin. */
+  input: string;
+  /**
+   * The error for a plugin that failed without a CNI error on stdout; `how` is the signal or
+   * `exit N`. Callers word it for their readers (a delegate's caller, libcni's words in the CLI).
+   */
+  unexplained: (how: string, stdout: string) => CniError;
+}
+
+/**
+ * Runs a plugin as the spec says (section 3): env, config on stdin, stderr passed through, stdout
+ * returned. A plugin is any program and may block, so it dies with us. A failure is the plugin's
+ * own error when stdout holds one (`decodePluginError`), else `call.unexplained`.
+ */
+export async function execPlugin(exec: Exec, file: string, call: PluginCall): Promise<string> {
+  const out = await exec.runAsync([file], { input: call.input, env: call.env, allowFailure: true, inheritStderr: true, killWithParent: true }).catch((err: unknown) => {
+    throw err instanceof ProcessError ? new CniError(ErrorCode.internal, `cannot run plugin ${file}`, err.message) : err;
+  });
+  if (out.status === 0) return out.stdout;
+  throw decodePluginError(out.stdout) ?? call.unexplained(out.signal ?? `exit ${out.status}`, out.stdout);
+}
+
+/**
+ * A failed plugin's `{code, msg, details}` from its stdout, as libcni's pluginErr reads it: a JSON
+ * object with a numeric code or a string msg (a missing code is 999). Undefined when there is none.
+ */
+export function decodePluginError(stdout: string): CniError | undefined {
+  let e: unknown;
+  try {
+    e = JSON.parse(stdout);
+  } catch {
+    return undefined;
+  }
+  if (e === null || typeof e !== 'object' || Array.isArray(e)) return undefined;
+  const { code, msg, details } = e as Record<string, unknown>;
+  if (typeof code !== 'number' && typeof msg !== 'string') return undefined;
+  return new CniError(typeof code === 'number' ? code : ErrorCode.internal, typeof msg === 'string' ? msg : '', typeof details === 'string' && details ? details : undefined);
+}
+
 /** What running a delegate by exec needs from the invocation. */
 export interface ExecDelegateEnv {
   exec: Exec;
@@ -43,29 +86,14 @@ export interface ExecDelegateEnv {
   cniVersion: string;
 }
 
-/** Runs a delegate plugin file: the env with CNI_COMMAND, the conf on stdin, its error decoded. */
+/** Runs a delegate plugin file: the invocation's env with CNI_COMMAND, the conf on stdin. */
 export async function execDelegate(inv: ExecDelegateEnv, file: string, command: DelegateCommand, body: Record<string, unknown>): Promise<Result | undefined> {
-  const env = { ...inv.rawEnv, CNI_COMMAND: command };
-  const out = await inv.exec.runAsync([file], { input: JSON.stringify(body), env, allowFailure: true, inheritStderr: true, killWithParent: true }).catch((err: unknown) => {
-    throw err instanceof ProcessError ? new CniError(ErrorCode.internal, `cannot run delegate ${file}`, err.message) : err;
+  const stdout = await execPlugin(inv.exec, file, {
+    env: { ...inv.rawEnv, CNI_COMMAND: command },
+    input: JSON.stringify(body),
+    unexplained: (how, out) => new CniError(ErrorCode.internal, `delegate ${file} failed (${how})`, out.slice(0, 4096)),
   });
-  if (out.status !== 0) {
-    const parsed = safeJson(out.stdout);
-    if (parsed && typeof parsed.code === 'number' && typeof parsed.msg === 'string') {
-      throw new CniError(parsed.code, parsed.msg, typeof parsed.details === 'string' ? parsed.details : undefined);
-    }
-    throw new CniError(ErrorCode.internal, `delegate ${file} failed (${out.signal ?? `exit ${out.status}`})`, out.stdout.slice(0, 4096));
-  }
   if (command !== 'ADD') return undefined;
   const { parseResult } = await import('./result-parse.ts');
-  return parseResult(parseJsonObject(out.stdout, `result of ${file}`), inv.cniVersion);
-}
-
-function safeJson(text: string): Record<string, unknown> | undefined {
-  try {
-    const v = JSON.parse(text);
-    return v && typeof v === 'object' ? v : undefined;
-  } catch {
-    return undefined;
-  }
+  return parseResult(parseJsonObject(stdout, `result of ${file}`), inv.cniVersion);
 }

@@ -4,7 +4,7 @@ import { CniError, ErrorCode } from './errors.ts';
 import { lazy } from './lazy.ts';
 import { optNumber, optString, string } from './schemas.ts';
 import { present, without, type Result } from './result.ts';
-import { atLeast } from './versions.ts';
+import { RETIRED_IP_FIELDS, resultShape } from './result-shape.ts';
 
 /**
  * Schemas of results of every spec version, and parsing them (a prevResult, a delegate's output).
@@ -90,7 +90,7 @@ export function parseResult(raw: unknown, fallbackVersion: string): Result {
     raw && typeof raw === 'object' && typeof (raw as { cniVersion?: unknown }).cniVersion === 'string'
       ? (raw as { cniVersion: string }).cniVersion
       : fallbackVersion;
-  if (!atLeast(version, '0.3.0')) {
+  if (resultShape(version).legacy) {
     const parsed = LegacyResult().safeParse(raw);
     if (!parsed.success) throw resultDecodeError(parsed.error, raw);
     const { ip4, ip6, dns } = parsed.data;
@@ -108,7 +108,7 @@ export function parseResult(raw: unknown, fallbackVersion: string): Result {
   return {
     cniVersion: version,
     interfaces: present(interfaces),
-    ips: present(ips?.map((ip) => without(ip, ['version']))),
+    ips: present(ips?.map((ip) => without(ip, RETIRED_IP_FIELDS))),
     routes: present(routes),
     ...(dns ? { dns } : {}),
   };

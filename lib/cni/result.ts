@@ -1,6 +1,7 @@
 import { CniError, ErrorCode } from './errors.ts';
 import type { DNS, Interface, IPConfig, Route } from './result-parse.ts';
-import { atLeast } from './versions.ts';
+import { fieldsMissing, NEWEST, resultShape } from './result-shape.ts';
+import type { Family } from '../net/ip.ts';
 
 export type { DNS, Interface, IPConfig, Route };
 
@@ -16,10 +17,7 @@ export interface Result {
   dns?: DNS;
 }
 
-export const ipFamily = (cidrOrIp: string): 4 | 6 => (cidrOrIp.includes(':') ? 6 : 4);
-
-const ROUTE_FIELDS_SINCE_1_1 = ['mtu', 'advmss', 'priority', 'table', 'scope'] as const;
-const INTERFACE_FIELDS_SINCE_1_1 = ['mtu', 'socketPath', 'pciID'] as const;
+export const ipFamily = (cidrOrIp: string): Family => (cidrOrIp.includes(':') ? 6 : 4);
 
 export function without<T extends object>(obj: T, keys: readonly string[]): T {
   const copy = { ...obj } as Record<string, unknown>;
@@ -34,15 +32,17 @@ export function present<T>(list: T[] | null | undefined): T[] | undefined {
 /** Writes a result in the shape of `version`, as libcni's converters do. */
 export function convertResult(result: Result, version: string): Record<string, unknown> {
   const dns = result.dns ?? {};
-  if (!atLeast(version, '0.3.0')) return toLegacy(result, version, dns);
-  const before11 = !atLeast(version, '1.1.0');
-  const interfaces = result.interfaces?.map((i) => (before11 ? without(i, INTERFACE_FIELDS_SINCE_1_1) : i));
+  const shape = resultShape(version);
+  if (shape.legacy) return toLegacy(result, version, dns);
+  const dropInterface = fieldsMissing(NEWEST.interface, shape.interface);
+  const dropRoute = fieldsMissing(NEWEST.route, shape.route);
+  const interfaces = result.interfaces?.map((i) => (dropInterface.length ? without(i, dropInterface) : i));
   const ips = result.ips?.map((ip) => {
-    if (atLeast(version, '1.0.0')) return ip;
+    if (!shape.ip.includes('version')) return ip;
     const { interface: index, ...rest } = ip;
     return { ...(index === undefined ? {} : { interface: index }), version: String(ipFamily(ip.address)), ...rest };
   });
-  const routes = result.routes?.map((r) => (before11 ? without(r, ROUTE_FIELDS_SINCE_1_1) : r));
+  const routes = result.routes?.map((r) => (dropRoute.length ? without(r, dropRoute) : r));
   return {
     cniVersion: version,
     ...(present(interfaces) ? { interfaces } : {}),
@@ -53,8 +53,8 @@ export function convertResult(result: Result, version: string): Record<string, u
 }
 
 function toLegacy(result: Result, version: string, dns: DNS): Record<string, unknown> {
-  const first = (family: 4 | 6) => result.ips?.find((ip) => ipFamily(ip.address) === family);
-  const block = (family: 4 | 6) => {
+  const first = (family: Family) => result.ips?.find((ip) => ipFamily(ip.address) === family);
+  const block = (family: Family) => {
     const ip = first(family);
     if (!ip) return undefined;
     const routes = (result.routes ?? [])

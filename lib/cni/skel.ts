@@ -6,7 +6,7 @@ import { createLogger, fallbackLogSettings, parseLogSettings, type Logger } from
 import { createContext, runVerb } from './context.ts';
 import type { Plugin, PluginResolver } from './plugin.ts';
 import { convertResult } from './result.ts';
-import { atLeast, isSupported, LATEST_VERSION, SUPPORTED_VERSIONS, UNVERSIONED } from './versions.ts';
+import { allowsVerb, isSupported, LATEST_VERSION, SUPPORTED_VERSIONS, UNVERSIONED, VERB_SINCE } from './versions.ts';
 
 /** The process as seen by the core: injected, so the whole protocol runs in unit tests. */
 export interface PluginIo {
@@ -64,11 +64,9 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
     if (!isSupported(version)) {
       throw new CniError(ErrorCode.incompatibleVersion, 'incompatible CNI versions', `config is ${JSON.stringify(version)}, plugin supports ${JSON.stringify(SUPPORTED_VERSIONS)}`);
     }
-    if (env.command === 'CHECK' && !atLeast(version, '0.4.0')) {
-      throw new CniError(ErrorCode.incompatibleVersion, `config version ${version} does not allow CHECK`, 'CHECK needs cniVersion 0.4.0 or later');
-    }
-    if ((env.command === 'GC' || env.command === 'STATUS') && !atLeast(version, '1.1.0')) {
-      throw new CniError(ErrorCode.incompatibleVersion, `config version ${version} does not allow ${env.command}`, `${env.command} needs cniVersion 1.1.0 or later`);
+    if (!allowsVerb(version, env.command)) {
+      const since = VERB_SINCE[env.command as keyof typeof VERB_SINCE];
+      throw new CniError(ErrorCode.incompatibleVersion, `config version ${version} does not allow ${env.command}`, `${env.command} needs cniVersion ${since} or later`);
     }
     const logConf = typeof raw.log === 'object' && raw.log !== null ? (raw.log as Record<string, unknown>) : undefined;
     log = createLogger(parseLogSettings(io.env.TSCNI_LOG, logConf), { plugin: plugin.name, command: env.command, containerId: env.containerId || undefined, ifname: env.ifname || undefined }, io.writeStderr);

@@ -21,3 +21,10 @@ export function compareVersions(a: string, b: string): number {
 }
 
 export const atLeast = (version: string, min: string) => compareVersions(version, min) >= 0;
+
+/** The spec version that introduced each verb after ADD and DEL. */
+export const VERB_SINCE = { CHECK: '0.4.0', GC: '1.1.0', STATUS: '1.1.0' } as const;
+
+/** Whether a config of `version` allows the verb (ADD and DEL always). */
+export const allowsVerb = (version: string, verb: string): boolean =>
+  !Object.hasOwn(VERB_SINCE, verb) || atLeast(version, VERB_SINCE[verb as keyof typeof VERB_SINCE]);

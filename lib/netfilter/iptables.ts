@@ -1,11 +1,10 @@
 import { ipFamily } from '../cni/result.ts';
 import type { Exec } from '../exec.ts';
+import type { Family } from '../net/ip.ts';
 import { NetfilterError } from './errors.ts';
 
-export type IpFamily = 4 | 6;
-
 /** The families whose tables a teardown reads: those of a prevResult's addresses, both without any. */
-export function familiesOf(ips: readonly { address: string }[] | undefined): readonly IpFamily[] {
+export function familiesOf(ips: readonly { address: string }[] | undefined): readonly Family[] {
   return ips?.length ? [...new Set(ips.map((ip) => ipFamily(ip.address)))] : [4, 6];
 }
 
@@ -26,7 +25,7 @@ export interface SavedTable {
 }
 
 /** Reads one table (one spawn). */
-export async function iptablesSave(exec: Exec, family: IpFamily, table: string): Promise<SavedTable> {
+export async function iptablesSave(exec: Exec, family: Family, table: string): Promise<SavedTable> {
   const out = await exec.runAsync([SAVE[family], '-t', table], { allowFailure: true });
   if (out.status !== 0) throw new NetfilterError(out, '');
   return parseIptablesSave(out.stdout);
@@ -50,7 +49,7 @@ export function parseIptablesSave(text: string): SavedTable {
  * Applies `*TABLE … COMMIT` text with `--noflush` in one spawn: the kernel takes it as one
  * transaction, so either every line applies or none does.
  */
-export async function iptablesRestore(exec: Exec, family: IpFamily, script: string): Promise<void> {
+export async function iptablesRestore(exec: Exec, family: Family, script: string): Promise<void> {
   if (script.trim() === '') return;
   // -w waits for the xtables lock for as long as another writer holds it
   const out = await exec.runAsync([RESTORE[family], '-w', '--noflush'], { input: script, allowFailure: true, killWithParent: true });

@@ -1,8 +1,9 @@
-import { attachmentHash, networkHash } from '../digest.ts';
+import { attachmentHash } from '../digest.ts';
 import type { Exec } from '../exec.ts';
 import { formatCidr, formatIp, network, type Cidr, type Family } from '../net/ip.ts';
 import { iptablesRestore, iptablesSave, quoteComment, restoreScript, savedComment, type SavedTable } from './iptables.ts';
 import { nftApply, nftComment, nftList, type NftObjects } from './nft.ts';
+import { hashTag, hashTagAttachment, parseReferenceTag, referenceTag, selectsHash, type AttachmentSelector } from './tags.ts';
 
 /**
  * Source NAT for a container's addresses, one set of rules per attachment, each tagged so DEL and GC
@@ -15,16 +16,14 @@ export const MULTICAST: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/
 export const NFT_TABLE = 'tscni_masquerade';
 export const NFT_CHAIN = 'postrouting';
 
-export const masqChain = (net: string, containerId: string): string => `CNI-${attachmentHash(net, containerId)}`;
-/** The reference's comment; JSON quoting stands in for Go's %q (same for printable names). */
-export const masqComment = (net: string, containerId: string): string => `name: ${JSON.stringify(net)} id: ${JSON.stringify(containerId)}`;
-const nftTag = (net: string, hash: string) => `tscni ${networkHash(net)} ${hash}`;
+export const attachmentMasqChain = (net: string, containerId: string): string => `CNI-${attachmentHash(net, containerId)}`;
+const NFT_TAG_KIND = 'tscni';
 
 const subnetOf = (c: Cidr) => formatCidr({ ip: network(c), prefix: c.prefix });
 
 /** An attachment's chain and the comment match on each of its rules. */
 function iptablesTag(net: string, containerId: string) {
-  return { chain: masqChain(net, containerId), comment: `-m comment --comment ${quoteComment(masqComment(net, containerId))}` };
+  return { chain: attachmentMasqChain(net, containerId), comment: `-m comment --comment ${quoteComment(referenceTag('masq', net, containerId))}` };
 }
 
 /** The POSTROUTING jumps of one family's addresses, without `-A`/`-D`: ADD appends them, a known-address DEL deletes them. */
@@ -48,7 +47,7 @@ export function planIptablesMasq(net: string, containerId: string, ips: readonly
 /** One nft script adding the attachment's rules, creating table and chain if missing (pure). */
 export function planNftMasq(net: string, containerId: string, ips: readonly Cidr[]): string {
   if (ips.length === 0) return '';
-  const tag = nftComment(nftTag(net, attachmentHash(net, containerId)));
+  const tag = nftComment(hashTag(NFT_TAG_KIND, net, containerId));
   const lines = [
     `add table inet ${NFT_TABLE}`,
     `add chain inet ${NFT_TABLE} ${NFT_CHAIN} { type nat hook postrouting priority srcnat; policy accept; }`,
@@ -69,23 +68,15 @@ export async function addMasquerade(exec: Exec, backend: MasqBackend, net: strin
   }
 }
 
-/** Which attachments of a network to remove: these container IDs, or all but these (GC). */
-export type MasqSelector = { only: readonly string[] } | { allBut: readonly string[] };
-
-export function selects(net: string, selector: MasqSelector): (hash: string) => boolean {
-  const ids = new Set(('only' in selector ? selector.only : selector.allBut).map((id) => attachmentHash(net, id)));
-  return 'only' in selector ? (h) => ids.has(h) : (h) => !ids.has(h);
-}
-
 /** Restore lines removing the selected attachments' rules and chains from a saved nat table (pure). */
-export function planIptablesUnmasq(table: SavedTable, net: string, selector: MasqSelector): string[] {
-  const wanted = selects(net, selector);
-  const prefix = `name: ${JSON.stringify(net)} id: `;
+export function planIptablesUnmasq(table: SavedTable, net: string, selector: AttachmentSelector): string[] {
+  const wanted = selectsHash(net, selector);
   const chainHash = (chain: string) => (/^CNI-[0-9a-f]{24}$/.test(chain) ? chain.slice(4) : undefined);
   const doomed = new Set<string>();
   const deletes: string[] = [];
   for (const rule of table.rules) {
-    if (!savedComment(rule.spec)?.startsWith(prefix)) continue;
+    const tag = parseReferenceTag(savedComment(rule.spec));
+    if (tag?.kind !== 'masq' || tag.network !== net) continue;
     const own = chainHash(rule.chain);
     if (own !== undefined) {
       if (wanted(own)) doomed.add(rule.chain);
@@ -99,18 +90,20 @@ export function planIptablesUnmasq(table: SavedTable, net: string, selector: Mas
     }
   }
   if ('only' in selector) {
-    for (const id of selector.only) if (table.chains.includes(masqChain(net, id))) doomed.add(masqChain(net, id));
+    for (const id of selector.only) if (table.chains.includes(attachmentMasqChain(net, id))) doomed.add(attachmentMasqChain(net, id));
   }
   const chains = [...doomed].filter((c) => table.chains.includes(c));
   return [...deletes, ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`)];
 }
 
 /** An nft script deleting the selected attachments' rules by handle (pure). */
-export function planNftUnmasq(objects: NftObjects, net: string, selector: MasqSelector): string {
-  const wanted = selects(net, selector);
-  const prefix = `tscni ${networkHash(net)} `;
+export function planNftUnmasq(objects: NftObjects, net: string, selector: AttachmentSelector): string {
+  const wanted = selectsHash(net, selector);
   const lines = objects.rules
-    .filter((r) => r.table === NFT_TABLE && r.chain === NFT_CHAIN && r.comment?.startsWith(prefix) && wanted(r.comment.slice(prefix.length)))
+    .filter((r) => {
+      const hash = r.table === NFT_TABLE && r.chain === NFT_CHAIN ? hashTagAttachment(r.comment, NFT_TAG_KIND, net) : undefined;
+      return hash !== undefined && wanted(hash);
+    })
     .map((r) => `delete rule inet ${NFT_TABLE} ${NFT_CHAIN} handle ${Number(r.handle)}`);
   return lines.length ? lines.join('\n') + '\n' : '';
 }
@@ -118,7 +111,7 @@ export function planNftUnmasq(objects: NftObjects, net: string, selector: MasqSe
 /** Restore lines deleting one attachment's rules for addresses known from its result (pure). */
 export function planIptablesUnmasqKnown(net: string, containerId: string, ips: readonly Cidr[]): string[] {
   if (ips.length === 0) return [];
-  const chain = masqChain(net, containerId);
+  const chain = attachmentMasqChain(net, containerId);
   return [...postroutingJumps(net, containerId, ips).map((j) => `-D ${j}`), `-F ${chain}`, `-X ${chain}`];
 }
 
@@ -145,7 +138,7 @@ export async function removeMasqueradeOf(exec: Exec, backend: MasqBackend, net: 
  * Removes the selected attachments' masquerade rules, found by their tag. Nothing found is
  * success; a read costs one spawn per family, a change one more.
  */
-export async function removeMasquerade(exec: Exec, backend: MasqBackend, net: string, selector: MasqSelector, families: readonly Family[] = [4, 6]): Promise<void> {
+export async function removeMasquerade(exec: Exec, backend: MasqBackend, net: string, selector: AttachmentSelector, families: readonly Family[] = [4, 6]): Promise<void> {
   if (backend === 'nftables') {
     const objects = await nftList(exec, ['chain', 'inet', NFT_TABLE, NFT_CHAIN]);
     return nftApply(exec, planNftUnmasq(objects, net, selector));

@@ -1,3 +1,4 @@
+import type { Family } from '../net/ip.ts';
 import { nftComment } from '../netfilter/nft.ts';
 import { checkElement, checkName, TABLE, type Match, type NftChain, type NftSet, type Rule, type Ruleset, type Verdict } from './ruleset.ts';
 
@@ -44,7 +45,7 @@ export function renderRule(rule: Rule): string {
   return [...rule.matches.map(renderMatch), renderVerdict(rule.verdict)].join(' ');
 }
 
-const ipOf = (family: 4 | 6) => (family === 4 ? 'ip' : 'ip6');
+const ipOf = (family: Family) => (family === 4 ? 'ip' : 'ip6');
 
 function renderMatch(m: Match): string {
   switch (m.kind) {

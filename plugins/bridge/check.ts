@@ -4,7 +4,7 @@ import type { Result } from '../../lib/cni/result.ts';
 import { batchLine, ipBatch, parseIpJson } from '../../lib/ip/ip.ts';
 import { observeLink } from '../../lib/ip/observe.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
-import { ipEqual, network, parseCidr, parseIp, type Cidr } from '../../lib/net/ip.ts';
+import { ipEqual, network, parseCidr, parseIp, type Cidr, type Family } from '../../lib/net/ip.ts';
 import type { Bridge } from './conf.ts';
 
 const fail = (msg: string, details?: string) => new CniError(ErrorCode.internal, msg, details);
@@ -71,7 +71,7 @@ export function verify(br: Bridge, ifname: string, netns: string, prev: Result, 
   }
 }
 
-const familyOf = (r: KernelRoute): 4 | 6 => (r.dst.includes(':') || r.gateway?.includes(':') || r.pref !== undefined ? 6 : 4);
+const familyOf = (r: KernelRoute): Family => (r.dst.includes(':') || r.gateway?.includes(':') || r.pref !== undefined ? 6 : 4);
 
 function routeFound(dst: string, gw: string | undefined, routes: KernelRoute[]): boolean {
   const want = parseCidr(dst);

@@ -1,7 +1,7 @@
 import type { Family } from '../../lib/net/ip.ts';
 import { quoteComment, savedComment, type SavedTable } from '../../lib/netfilter/iptables.ts';
-import { attachmentHash, networkHash } from '../../lib/digest.ts';
 import { hasRule } from '../../lib/netfilter/reconcile.ts';
+import { hashTag, hashTagAttachment } from '../../lib/netfilter/tags.ts';
 
 export const FORWARD_CHAIN = 'CNI-FORWARD';
 export const DEFAULT_ADMIN_CHAIN = 'CNI-ADMIN';
@@ -11,10 +11,9 @@ const JUMP_COMMENT = quoteComment('CNI firewall plugin rules');
 const ADMIN_COMMENT = quoteComment('CNI firewall plugin admin overrides');
 const ISOLATION_COMMENT = quoteComment('CNI firewall plugin rules (ingressPolicy: same-bridge)');
 
-const TAG_PREFIX = 'tscni-firewall';
-const networkPrefix = (net: string) => `${TAG_PREFIX} ${networkHash(net)} `;
+const TAG_KIND = 'tscni-firewall';
 /** The comment on an attachment's rules: network and attachment hashes, so DEL and GC need no prevResult. */
-export const firewallTag = (net: string, containerId: string): string => `${networkPrefix(net)}${attachmentHash(net, containerId)}`;
+export const firewallTag = (net: string, containerId: string): string => hashTag(TAG_KIND, net, containerId);
 
 export interface FirewallPlan {
   adminChain: string;
@@ -68,11 +67,10 @@ type Rule = SavedTable['rules'][number];
  * chains are emptied rule by rule, never flushed, so `-X` fails if another writer added meanwhile.
  */
 export function planFirewallDel(t: SavedTable, net: string, doomed: (attachmentHash: string) => boolean): string[] {
-  const prefix = networkPrefix(net);
   const gone = new Set<Rule>(
     t.rules.filter((r) => {
-      const c = savedComment(r.spec);
-      return c?.startsWith(prefix) && doomed(c.slice(prefix.length));
+      const hash = hashTagAttachment(savedComment(r.spec), TAG_KIND, net);
+      return hash !== undefined && doomed(hash);
     }),
   );
   const removed: string[] = [];

@@ -2,6 +2,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { attachmentHash } from '../../lib/digest.ts';
 import { quoteComment, savedComment, type SavedTable } from '../../lib/netfilter/iptables.ts';
 import { hasRule } from '../../lib/netfilter/reconcile.ts';
+import { parseReferenceTag, referenceTag } from '../../lib/netfilter/tags.ts';
 import type { FamilyPlan, Mapping, Portmap } from './conf.ts';
 
 export const DNAT_CHAIN = 'CNI-HOSTPORT-DNAT';
@@ -14,8 +15,6 @@ const MULTIPORT_MAX = 15;
 
 /** `CNI-DN-` + 21 hex of sha512(network + containerID): the reference plugin's per-container chain. */
 export const dnChain = (net: string, containerId: string): string => 'CNI-DN-' + attachmentHash(net, containerId).slice(0, 21);
-/** The reference's comment on the jump rules, which carries the container ID (Go's %q ≈ JSON quoting). */
-export const dnatComment = (net: string, containerId: string): string => `dnat name: ${JSON.stringify(net)} id: ${JSON.stringify(containerId)}`;
 
 const hostCidr = (ip: string) => (ip.includes(':') ? `${ip}/128` : `${ip}/32`);
 const destination = (f: FamilyPlan, m: Mapping) => (f.family === 6 ? `[${f.containerIp}]:${m.containerPort}` : `${f.containerIp}:${m.containerPort}`);
@@ -94,7 +93,7 @@ export function planIptablesAdd(t: SavedTable, net: string, containerId: string,
   }
   if (t.chains.includes(chain)) lines.push(...unlinkChain(t, chain), `-F ${chain}`);
   else lines.push(`-N ${chain}`);
-  const comment = quoteComment(dnatComment(net, containerId));
+  const comment = quoteComment(referenceTag('dnat', net, containerId));
   const conditions = f.conditions.length ? `${f.conditions.join(' ')} ` : '';
   for (const protocol of ['tcp', 'udp', 'sctp'] as const) {
     const ports = [...new Set(f.mappings.filter((m) => m.protocol === protocol).map((m) => m.hostPort))];
@@ -145,18 +144,12 @@ export function planIptablesDel(t: SavedTable, chains: readonly string[]): strin
 
 /** Per-container chains of `net`, with the container ID from their jump rule's comment (for GC). */
 export function chainsOfNetwork(t: SavedTable, net: string): { chain: string; containerId: string }[] {
-  const prefix = `dnat name: ${JSON.stringify(net)} id: `;
   const out = new Map<string, string>();
   for (const r of t.rules) {
     if (r.chain !== DNAT_CHAIN) continue;
-    const c = savedComment(r.spec);
+    const tag = parseReferenceTag(savedComment(r.spec));
     const target = / -j (CNI-DN-[0-9a-f]{21})$/.exec(r.spec)?.[1];
-    if (!c?.startsWith(prefix) || !target) continue;
-    try {
-      out.set(target, JSON.parse(c.slice(prefix.length)) as string);
-    } catch {
-      // a comment we cannot read is not ours to judge
-    }
+    if (tag?.kind === 'dnat' && tag.network === net && target) out.set(target, tag.containerId);
   }
   return [...out].map(([chain, containerId]) => ({ chain, containerId }));
 }

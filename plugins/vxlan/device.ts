@@ -1,6 +1,7 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { batchLine } from '../../lib/ip/ip.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
+import type { Family } from '../../lib/net/ip.ts';
 import type { IpRoute } from './reconcile.ts';
 
 /** The node's VXLAN device as it should be. */
@@ -20,12 +21,12 @@ export interface DeviceSpec {
 export interface Underlay {
   dev: string;
   ip: string;
-  family: 4 | 6;
+  family: Family;
   mtu: number;
 }
 
 /** VXLAN over IPv4 adds 50 bytes (outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14); IPv6 70. */
-export const overhead = (family: 4 | 6) => (family === 6 ? 70 : 50);
+export const overhead = (family: Family) => (family === 6 ? 70 : 50);
 
 /** Picks the underlay from observed links and routes: the configured interface or address, else the default route's. */
 export function resolveUnderlay(want: { underlay?: string | undefined; localIP?: string | undefined }, links: readonly IpLink[], routes: readonly IpRoute[]): Underlay {

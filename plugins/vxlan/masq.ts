@@ -7,22 +7,22 @@ import { iptablesRestore, iptablesSave, quoteComment, restoreScript, type SavedT
  * (The bridge's per-pod ipMasq would masquerade everything outside the node's own subnet.)
  */
 
-export const masqChain = (device: string) => `TSCNI-VXLAN-${device}`;
+export const nodeMasqChain = (device: string) => `TSCNI-VXLAN-${device}`;
 const comment = (device: string) => `tscni vxlan ${device}`;
 
 function desired(device: string, subnet: string, network: string) {
-  const chain = masqChain(device);
+  const chain = nodeMasqChain(device);
   return {
     jump: `-s ${subnet} -m comment --comment ${quoteComment(comment(device))} -j ${chain}`,
     rules: [`-d ${network} -j RETURN`, '-d 224.0.0.0/4 -j RETURN', '-j MASQUERADE'],
   };
 }
 
-const ours = (saved: SavedTable, device: string) => saved.rules.filter((r) => r.chain === 'POSTROUTING' && r.spec.includes(`-j ${masqChain(device)}`));
+const ours = (saved: SavedTable, device: string) => saved.rules.filter((r) => r.chain === 'POSTROUTING' && r.spec.includes(`-j ${nodeMasqChain(device)}`));
 
 /** The restore script that makes the nat table match, or '' when it already does (pure). */
 export function planMasq(saved: SavedTable, device: string, subnet: string, network: string): string {
-  const chain = masqChain(device);
+  const chain = nodeMasqChain(device);
   const want = desired(device, subnet, network);
   const jumps = ours(saved, device);
   const rules = saved.rules.filter((r) => r.chain === chain).map((r) => r.spec);
@@ -46,7 +46,7 @@ export async function ensureMasq(exec: Exec, device: string, subnet: string, net
 
 export async function removeMasq(exec: Exec, device: string): Promise<void> {
   const saved = await iptablesSave(exec, 4, 'nat');
-  const chain = masqChain(device);
+  const chain = nodeMasqChain(device);
   if (!saved.chains.includes(chain)) return;
   await iptablesRestore(exec, 4, restoreScript('nat', [...ours(saved, device).map((j) => `-D POSTROUTING ${j.spec}`), `-F ${chain}`, `-X ${chain}`]));
 }

@@ -1,6 +1,6 @@
 import { digest } from '../../lib/digest.ts';
 import { isUnicastMac, parseMac } from '../../lib/ip/mac.ts';
-import { canonicalIp, formatCidr, formatIp, network, parseIp, type Cidr } from '../../lib/net/ip.ts';
+import { canonicalIp, formatCidr, formatIp, network, parseIp, type Cidr, type Family } from '../../lib/net/ip.ts';
 
 /** A remote node as the kernel needs it: its pod subnet, underlay address and VTEP identity. */
 export interface Peer {
@@ -111,7 +111,7 @@ interface Taken {
 /** The cluster and this node, with the numbers the checks compare, computed once per validation. */
 interface Bounds {
   self: Self;
-  selfFamily: 4 | 6 | undefined;
+  selfFamily: Family | undefined;
   selfSubnet: string;
   selfStart: number;
   selfEnd: number;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCidr } from '../../lib/net/ip.ts';
 import { parseIptablesSave } from '../../lib/netfilter/iptables.ts';
-import { masqChain, planIptablesMasq, planIptablesUnmasq, planIptablesUnmasqKnown, planNftMasq, planNftUnmasq } from '../../lib/netfilter/masquerade.ts';
+import { attachmentMasqChain, planIptablesMasq, planIptablesUnmasq, planIptablesUnmasqKnown, planNftMasq, planNftUnmasq } from '../../lib/netfilter/masquerade.ts';
 import { resolveBridge, type BridgeConf } from '../../plugins/bridge/conf.ts';
 import { planAddressing, planContainer, planHost, planVlans } from '../../plugins/bridge/plan.ts';
 
@@ -91,7 +91,7 @@ describe('bridge plans (golden text)', () => {
 describe('masquerade plans', () => {
   const ips = [parseCidr('10.1.2.5/24')!];
   it('iptables: the reference chain, comment and rules', () => {
-    const chain = masqChain('h3net', 'abc123');
+    const chain = attachmentMasqChain('h3net', 'abc123');
     expect(chain).toBe('CNI-2e479b33e90dceb1c6f67ab4'); // what /usr/lib/cni/bridge names it
     expect(planIptablesMasq('h3net', 'abc123', ips)).toEqual([
       `:${chain} - [0:0]`,
@@ -103,13 +103,13 @@ describe('masquerade plans', () => {
   it('iptables teardown finds rules by tag: only the selected attachment, of this network', () => {
     const saved = ['*nat', ':POSTROUTING ACCEPT [0:0]', ...planIptablesMasq('h3net', 'abc123', ips), ...planIptablesMasq('h3net', 'other', ips), ...planIptablesMasq('elsewhere', 'abc123', ips), 'COMMIT'].join('\n');
     const table = parseIptablesSave(saved);
-    const chain = masqChain('h3net', 'abc123');
+    const chain = attachmentMasqChain('h3net', 'abc123');
     expect(planIptablesUnmasq(table, 'h3net', { only: ['abc123'] })).toEqual([
       `-D POSTROUTING -s 10.1.2.5/32 -m comment --comment "name: \\"h3net\\" id: \\"abc123\\"" -j ${chain}`,
       `-F ${chain}`,
       `-X ${chain}`,
     ]);
-    expect(planIptablesUnmasq(table, 'h3net', { allBut: ['abc123'] }).filter((l) => l.startsWith('-X'))).toEqual([`-X ${masqChain('h3net', 'other')}`]);
+    expect(planIptablesUnmasq(table, 'h3net', { allBut: ['abc123'] }).filter((l) => l.startsWith('-X'))).toEqual([`-X ${attachmentMasqChain('h3net', 'other')}`]);
   });
   it('iptables teardown from known addresses (DEL with prevResult) deletes what the read would find', () => {
     const table = parseIptablesSave(['*nat', ':POSTROUTING ACCEPT [0:0]', ...planIptablesMasq('h3net', 'abc123', ips), 'COMMIT'].join('\n'));

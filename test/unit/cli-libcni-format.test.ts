@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatCacheEntry, parseCacheEntry } from '../../cli/cache.ts';
 import { goMarshal } from '../../cli/go-json.ts';
 import { goResultAsVersion, toGoResult } from '../../cli/go-result.ts';
-import { containerIdForNetns, parseCniArgs, buildRuntimeConf } from '../../cli/runtime-conf.ts';
+import { containerIdForNetns, parseCnitoolArgs, buildRuntimeConf } from '../../cli/runtime-conf.ts';
 
 // Written by cnitool (libcni 1.1.2) for a reference bridge+portmap ADD; our writer must match it byte for byte.
 const CONFLIST = '{"cniVersion":"1.0.0","name":"h4net","plugins":[{"type":"bridge","bridge":"h4br0","isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.99.0.0/24"}]],"dataDir":"/tmp/h4/data","routes":[{"dst":"0.0.0.0/0"}]}},{"type":"portmap","capabilities":{"portMappings":true}}]}\n';
@@ -56,9 +56,9 @@ describe('results as libcni decodes them', () => {
 
 describe('runtime config from env, as cnitool', () => {
   it('parses CNI_ARGS pairs and refuses malformed ones', () => {
-    expect(parseCniArgs('A=1;B=2')).toEqual([['A', '1'], ['B', '2']]);
-    expect(() => parseCniArgs('A=1;B')).toThrow(/invalid CNI_ARGS pair "B"/);
-    expect(() => parseCniArgs('A=')).toThrow();
+    expect(parseCnitoolArgs('A=1;B=2')).toEqual([['A', '1'], ['B', '2']]);
+    expect(() => parseCnitoolArgs('A=1;B')).toThrow(/invalid CNI_ARGS pair "B"/);
+    expect(() => parseCnitoolArgs('A=')).toThrow();
   });
 
   it('defaults ifname to eth0, derives the ID, and validates what names files', () => {

@@ -2,7 +2,7 @@ import { chmodSync, linkSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fileIdentity, findInPath } from '../../lib/cni/delegate.ts';
+import { decodePluginError, fileIdentity, findInPath } from '../../lib/cni/delegate.ts';
 import { delegate, type Invocation } from '../../lib/cni/context.ts';
 import { silentLogger } from '../../lib/cni/log.ts';
 import { fakeExec, fakePlugin } from '../support/fake-io.ts';
@@ -43,6 +43,17 @@ describe('findInPath', () => {
   });
   it('refuses a type that could leave the directory', () => {
     for (const bad of ['../host-local', 'a/b', '.', '', '-x', 'x'.repeat(300)]) expect(() => findInPath(bad, [dir]), bad).toThrow(expect.objectContaining({ code: 7 }));
+  });
+});
+
+describe('decodePluginError', () => {
+  it("reads a plugin's {code, msg, details} as libcni does; a missing code is 999", () => {
+    expect(decodePluginError('{"code":11,"msg":"range full","details":"d"}')).toMatchObject({ code: 11, message: 'range full', details: 'd' });
+    expect(decodePluginError('{"code":7}')).toMatchObject({ code: 7, message: '' });
+    expect(decodePluginError('{"msg":"no code"}')).toMatchObject({ code: 999, message: 'no code' });
+  });
+  it('is undefined when stdout holds no CNI error', () => {
+    for (const out of ['', 'oops', '[]', 'null', '{"cniVersion":"1.0.0"}', '{"code":"7","msg":1}']) expect(decodePluginError(out), out).toBeUndefined();
   });
 });
 
