@@ -7,11 +7,12 @@ import { parseVxlanConf, type Conf } from './conf.ts';
 import { planDevice } from './device.ts';
 import { etcdClient, etcdPeerInputs, subnetsPrefix } from './etcd-registry.ts';
 import { ipForwardOn, observeLinks, observeNode } from './kernel.ts';
-import { deviceSpec, ensureNode, localIdentity } from './node.ts';
+import { deviceSpec, localIdentity } from './node.ts';
 import { validatePeers, type PeerInput } from './peers.ts';
 import { missingPeerEntries } from './reconcile.ts';
 import { localPeers } from './sources.ts';
 import { readState } from './state.ts';
+import { ensureNode } from './writer.ts';
 
 /** What the runtime sent that the bridge (and its IPAM) read: MAC/IP requests, GC's valid attachments. */
 const PASSED_TO_BRIDGE = ['args', 'runtimeConfig', 'dns', 'cni.dev/valid-attachments', 'cni.dev/attachments'] as const;
