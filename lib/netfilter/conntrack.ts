@@ -1,0 +1,11 @@
+import type { Exec } from '../exec.ts';
+
+/**
+ * Deletes the UDP conntrack entries to one destination port: one `conntrack -D` spawn (it takes one
+ * port). Exit 1 means nothing matched, which is fine, so a process that ran is never an error; a
+ * missing `conntrack` binary throws the ProcessError marked `notStarted`.
+ */
+export async function deleteUdpConntrack(exec: Exec, port: number): Promise<void> {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`refusing conntrack port ${JSON.stringify(port)}`);
+  await exec.runAsync(['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(port)], { allowFailure: true });
+}
