@@ -1,21 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import type { Exec } from '../exec.ts';
-import { ProcessError } from '../exec.ts';
-import { IpBatchError } from './ip.ts';
+import { batchError } from './ip.ts';
 import { netnsEnterer } from './netns-enter.ts';
 import { nsenterNet } from './netns-guard.ts';
-
-/** A sysctl under /proc/sys, relative (`net/ipv6/conf/eth0/accept_dad`), and the value to write. */
-export interface Sysctl {
-  path: string;
-  value: string;
-}
-
-const SYSCTL_PATH = /^net\/[A-Za-z0-9_./@-]+$/;
-
-export function validSysctl(s: Sysctl): boolean {
-  return SYSCTL_PATH.test(s.path) && !s.path.split('/').includes('..') && /^[0-9]{1,10}$/.test(s.value);
-}
+import { validSysctl, type Sysctl } from './sysctl.ts';
 
 // Writes "$path $value" pairs from argv (best effort, as the reference plugins do), then becomes ip.
 const PRELUDE = 'while [ $# -gt 1 ]; do { echo "$2" > "/proc/sys/$1"; } 2>/dev/null; shift 2; done; exec ip -json -batch -';
@@ -47,9 +35,6 @@ export async function ipBatchInNetns(exec: Exec, netns: string, lines: readonly 
         return exec.runAsync(['ip', '-json', '-batch', '-'], { input, allowFailure: true });
       })
     : exec.runAsync([...nsenterNet(netns), 'sh', '-c', PRELUDE, 'sh', ...sysctls.flatMap((s) => [s.path, s.value])], { input, allowFailure: true }));
-  if (out.status !== 0) {
-    if (/Command failed -:\d+/.test(out.stderr)) throw new IpBatchError(lines, out);
-    throw new ProcessError(out);
-  }
+  if (out.status !== 0) throw batchError('ip', lines, out);
   return out.stdout;
 }

@@ -11,10 +11,20 @@ export interface NftRule {
   expr?: unknown[];
 }
 
+/** A set or map as `nft -j` shows it; `elem` in nft's JSON element shapes. */
+export interface NftSetObject {
+  family: string;
+  table: string;
+  name: string;
+  map?: string;
+  elem?: unknown[];
+}
+
 export interface NftObjects {
   tables: { family: string; name: string; handle: number }[];
   chains: { family: string; table: string; name: string; handle: number }[];
   rules: NftRule[];
+  sets: NftSetObject[];
 }
 
 /**
@@ -24,20 +34,22 @@ export interface NftObjects {
 export async function nftList(exec: Exec, args: readonly string[]): Promise<NftObjects> {
   const out = await exec.runAsync(['nft', '-j', 'list', ...args], { allowFailure: true });
   if (out.status !== 0) {
-    if (/No such file or directory/.test(out.stderr)) return { tables: [], chains: [], rules: [] };
+    if (/No such file or directory/.test(out.stderr)) return { tables: [], chains: [], rules: [], sets: [] };
     throw new NetfilterError(out, '');
   }
   return parseNftJson(out.stdout);
 }
 
 export function parseNftJson(text: string): NftObjects {
-  const objects: NftObjects = { tables: [], chains: [], rules: [] };
+  const objects: NftObjects = { tables: [], chains: [], rules: [], sets: [] };
   if (text.trim() === '') return objects;
   const items = (JSON.parse(text) as { nftables?: Record<string, any>[] }).nftables ?? [];
   for (const item of items) {
     if (item.table) objects.tables.push(item.table);
     else if (item.chain) objects.chains.push(item.chain);
     else if (item.rule) objects.rules.push(item.rule);
+    else if (item.set) objects.sets.push(item.set);
+    else if (item.map) objects.sets.push(item.map);
   }
   return objects;
 }

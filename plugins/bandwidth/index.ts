@@ -4,11 +4,12 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import type { Exec } from '../../lib/exec.ts';
-import { batchLine, ipArgv, ipBatch, ipJson, parseIpJson } from '../../lib/ip/ip.ts';
+import { batchLine, ipBatch, ipJson, tcBatch } from '../../lib/ip/ip.ts';
+import { readBatch } from '../../lib/ip/read-batch.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
 import { BandwidthConf, parseBandwidth, type Bucket } from './conf.ts';
 import { ifbAlias, ifbName, planAdd, planDel, vethPeerProblem } from './plan.ts';
-import { observeQdiscs, tcBatch, type Qdisc } from './tc.ts';
+import { observeQdiscs, type Qdisc } from './tc.ts';
 
 /** Host-side interfaces of a prevResult (no sandbox), with names safe to pass on. */
 const hostCandidates = (prev: Result | undefined): string[] =>
@@ -31,7 +32,7 @@ const batchSafe = (name: string): boolean => {
 async function findHostVeth(ctx: PluginContext, prev: Result | undefined): Promise<IpLink> {
   const names = hostCandidates(prev);
   if (names.length === 0) throw new CniError(ErrorCode.invalidConfig, 'bandwidth only supports a veth interface on the host', 'no host interface in prevResult');
-  // two read-only spawns side by side: they reject only when ip cannot start, leaving no child behind
+  // two read-only spawns side by side: when one rejects, the other only reads (and the core reaps it)
   const [[container], hosts] = await Promise.all([observeLinksDetailed(ctx.exec, [ctx.ifname], ctx.netns), observeLinksDetailed(ctx.exec, names)]);
   if (!container) throw new CniError(ErrorCode.invalidConfig, `bandwidth: container interface ${ctx.ifname} not found`, `not in ${ctx.netns}`);
   const veth = hosts.find((h) => vethPeerProblem(h, container) === undefined);
@@ -42,10 +43,8 @@ async function findHostVeth(ctx: PluginContext, prev: Result | undefined): Promi
 
 /** `ip -d -json link show` of each name in one spawn (in `netns`, else here); names that do not exist are skipped. */
 async function observeLinksDetailed(exec: Exec, names: readonly string[], netns?: string): Promise<IpLink[]> {
-  const input = names.map((n) => batchLine('link', 'show', 'dev', n) + '\n').join('');
-  const out = await exec.runAsync([...ipArgv(netns), '-d', '-force', '-json', '-batch', '-'], { input, allowFailure: true });
-  const parsed = parseIpJson<unknown[]>(out.stdout);
-  return parsed.flatMap((x) => (Array.isArray(x) ? (x as IpLink[]) : [x as IpLink]));
+  const reads = await readBatch(exec, names.map((n) => batchLine('link', 'show', 'dev', n)), { netns, details: true });
+  return reads.flat() as IpLink[];
 }
 
 function tbfMatches(qdiscs: Qdisc[] | undefined, b: Bucket): string | undefined {
@@ -115,6 +114,6 @@ export default definePlugin({
 
 async function applyDel(exec: Exec, hostIf: string | undefined, ifb: string): Promise<void> {
   const plan = planDel(hostIf, ifb);
-  await tcBatch(exec, plan.tc, true);
+  await tcBatch(exec, plan.tc, { force: true });
   await ipBatch(exec, plan.ip, { force: true });
 }

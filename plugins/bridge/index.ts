@@ -4,7 +4,7 @@ import { randomBytes } from '../../lib/digest.ts';
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import { definePlugin, type PluginContext } from '../../lib/cni/plugin.ts';
 import type { Result } from '../../lib/cni/result.ts';
-import { IpBatchError, batchLine, ipBatch, linkGone, namespaceGone, parseIpJson } from '../../lib/ip/ip.ts';
+import { IpBatchError, batchLine, bridgeBatch, ipBatch, linkGone, namespaceGone, parseIpJson } from '../../lib/ip/ip.ts';
 import { randomMac } from '../../lib/ip/mac.ts';
 import { ipBatchInNetns } from '../../lib/ip/netns-batch.ts';
 import { refuseOwnNetns } from '../../lib/ip/netns-guard.ts';
@@ -117,8 +117,11 @@ export default definePlugin({
       trySysctl(`net/ipv6/conf/${br.bridge}/accept_ra`, '0');
       const vlanLines = planVlans(br, hostVeth);
       if (vlanLines.length) {
-        const out = await ctx.exec.runAsync(['bridge', '-batch', '-'], { input: vlanLines.join('\n') + '\n', allowFailure: true });
-        if (out.status !== 0) throw new CniError(ErrorCode.internal, `failed to set up VLANs on ${hostVeth}`, out.stderr.trim());
+        try {
+          await bridgeBatch(ctx.exec, vlanLines);
+        } catch (err) {
+          throw new CniError(ErrorCode.internal, `failed to set up VLANs on ${hostVeth}`, (err as Error).message);
+        }
       }
       const { lines, sysctls } = planContainer(br, ctx.ifname, addressing);
       let container: IpLink;

@@ -1,7 +1,7 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { IPConfig, Result, Route } from '../../lib/cni/result.ts';
 import { batchLine } from '../../lib/ip/ip.ts';
-import type { Sysctl } from '../../lib/ip/netns-batch.ts';
+import type { Sysctl } from '../../lib/ip/sysctl.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
 import { contains, formatCidr, formatIp, network, nextIp, parseCidr, parseIp, type Cidr, type Family, type Ip } from '../../lib/net/ip.ts';
 import type { Bridge } from './conf.ts';

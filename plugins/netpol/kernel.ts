@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../../lib/cni/log.ts';
 import type { Exec } from '../../lib/exec.ts';
 import type { Family } from '../../lib/net/ip.ts';
+import { deleteAddressConntrack } from '../../lib/netfilter/conntrack.ts';
+import { nftList } from '../../lib/netfilter/nft.ts';
 import { TABLE } from '../../lib/netpol/ruleset.ts';
 
 /**
@@ -15,8 +17,7 @@ import { TABLE } from '../../lib/netpol/ruleset.ts';
  *   flushConntrack(exec, log, ips)              entries from or to these addresses; never throws
  */
 export async function tablePresent(exec: Exec): Promise<boolean> {
-  const out = await exec.runAsync(['nft', 'list', 'tables', 'inet']);
-  return out.stdout.split('\n').some((l) => l.trim() === `table inet ${TABLE}`);
+  return (await nftList(exec, ['tables', 'inet'])).tables.some((t) => t.name === TABLE);
 }
 
 type NftValue = string | number | { concat?: NftValue[]; prefix?: { addr: string; len: number }; elem?: { val: NftValue } } | NftValue[];
@@ -38,15 +39,9 @@ function elementText(v: unknown): string {
 }
 
 export async function kernelElements(exec: Exec): Promise<Map<string, Set<string>> | undefined> {
-  const out = await exec.runAsync(['nft', '-j', 'list', 'table', 'inet', TABLE], { allowFailure: true });
-  if (out.status !== 0) return undefined;
-  const items = (JSON.parse(out.stdout) as { nftables?: Record<string, { name: string; elem?: unknown[] }>[] }).nftables ?? [];
-  const sets = new Map<string, Set<string>>();
-  for (const item of items) {
-    const s = item.set ?? item.map;
-    if (s) sets.set(s.name, new Set((s.elem ?? []).map(elementText)));
-  }
-  return sets;
+  const objects = await nftList(exec, ['table', 'inet', TABLE]);
+  if (objects.tables.length === 0) return undefined;
+  return new Map(objects.sets.map((s) => [s.name, new Set((s.elem ?? []).map(elementText))]));
 }
 
 const SWITCH: Record<Family, string> = { 4: 'bridge-nf-call-iptables', 6: 'bridge-nf-call-ip6tables' };
@@ -68,7 +63,7 @@ export function bridgeNetfilterOff(families: Iterable<Family>): string[] {
 
 /** `conntrack -D -s IP` and `-d IP`: no flow of an address's previous owner counts as established. */
 export async function flushConntrack(exec: Exec, log: Logger, ips: readonly string[]): Promise<void> {
-  const runs = ips.flatMap((ip) => (['-s', '-d'] as const).map((dir) => exec.runAsync(['conntrack', '-D', dir, ip], { allowFailure: true })));
+  const runs = ips.flatMap((ip) => (['-s', '-d'] as const).map((dir) => deleteAddressConntrack(exec, dir, ip)));
   for (const r of await Promise.allSettled(runs)) {
     if (r.status === 'rejected') log.warn('could not flush conntrack entries', { error: (r.reason as Error).message });
     // exit 1 with "0 flow entries": nothing to flush

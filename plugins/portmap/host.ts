@@ -1,8 +1,9 @@
-import { writeFileSync } from 'node:fs';
 import { validIfName } from '../../lib/cni/env.ts';
 import type { Logger } from '../../lib/cni/log.ts';
 import { ProcessError, type Exec } from '../../lib/exec.ts';
 import { ipJson } from '../../lib/ip/ip.ts';
+import { ensureHostSysctl, validSysctl } from '../../lib/ip/sysctl.ts';
+import { deleteUdpConntrack } from '../../lib/netfilter/conntrack.ts';
 import type { Mapping } from './conf.ts';
 
 /**
@@ -13,7 +14,8 @@ export async function enableLocalnetRouting(exec: Exec, containerIp: string): Pr
   const [route] = await ipJson<{ dev?: string }[]>(exec, ['route', 'get', containerIp]);
   const dev = route?.dev;
   if (!dev || validIfName(dev) !== undefined || dev === 'lo') return;
-  writeFileSync(`/proc/sys/net/ipv4/conf/${dev}/route_localnet`, '1');
+  const sysctl = { path: `net/ipv4/conf/${dev}/route_localnet`, value: '1' };
+  if (validSysctl(sysctl)) ensureHostSysctl(sysctl);
 }
 
 const CONNTRACK_IN_FLIGHT = 4;
@@ -30,8 +32,7 @@ export async function flushUdpConntrack(exec: Exec, mappings: readonly Mapping[]
   const worker = async () => {
     for (let port = ports.shift(); port !== undefined && !missing; port = ports.shift()) {
       try {
-        // conntrack exits 1 when nothing matched: that is fine.
-        await exec.runAsync(['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(port)], { allowFailure: true });
+        await deleteUdpConntrack(exec, port);
       } catch (err) {
         if (!(err instanceof ProcessError && err.notStarted)) throw err;
         missing = err;

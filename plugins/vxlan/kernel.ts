@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { Exec } from '../../lib/exec.ts';
-import { ProcessError } from '../../lib/exec.ts';
-import { batchLine, ipBatch, parseIpJson } from '../../lib/ip/ip.ts';
-import { ensureHostSysctl } from '../../lib/ip/sysctl.ts';
+import { batchLine, bridgeBatch, ipBatch, parseIpJson } from '../../lib/ip/ip.ts';
+import { readBatch } from '../../lib/ip/read-batch.ts';
+import { ensureHostSysctl, hostSysctl } from '../../lib/ip/sysctl.ts';
 import type { IpLink } from '../../lib/ip/types.ts';
 import type { FdbEntry, IpNeigh, IpRoute, PeerState } from './reconcile.ts';
 
@@ -20,24 +19,14 @@ export interface NodeObservation extends NodeLinks {
 
 const LINK_LINES = ['addr show', 'route show default'];
 
-/**
- * `ip -d -json -force -batch`: one spawn for several reads, each printing one JSON array. Reads
- * filtered to a device that does not exist fail alone ("Cannot find device") and print nothing;
- * they come last, so the arrays that are there are the first ones asked for.
- */
-async function ipReads(exec: Exec, lines: readonly string[]): Promise<unknown[][]> {
-  const out = await exec.runAsync(['ip', '-d', '-json', '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure: true });
-  const unexpected = out.stderr.split('\n').filter((l) => l && !l.startsWith('Command failed') && !l.startsWith('Cannot find device'));
-  if (out.status !== 0 && unexpected.length) throw new ProcessError(out);
-  const text = out.stdout.trim();
-  return text ? (JSON.parse(`[${text.replace(/\]\s*\[/g, '],[')}]`) as unknown[][]) : [];
-}
+/** Several reads in one `ip -d -json` spawn; a read filtered to a missing device reads as `[]`. */
+const ipReads = (exec: Exec, lines: readonly string[]) => readBatch(exec, lines, { details: true });
 
 const deviceLines = (device: string) => [batchLine('route', 'show', 'dev', device), batchLine('neigh', 'show', 'dev', device)];
 
 async function readFdb(exec: Exec, device: string): Promise<FdbEntry[]> {
-  const out = await exec.runAsync(['bridge', '-json', 'fdb', 'show', 'dev', device], { allowFailure: true });
-  return out.status === 0 ? parseIpJson<FdbEntry[]>(out.stdout) : [];
+  const [fdb] = await readBatch(exec, [batchLine('fdb', 'show', 'dev', device)], { tool: 'bridge' });
+  return fdb as FdbEntry[];
 }
 
 /** Links and default route in one `ip` spawn (what STATUS, teardown and an unchanged ADD need). */
@@ -83,22 +72,9 @@ export async function createNode(exec: Exec, device: string, ipLines: readonly s
   return link.ifindex;
 }
 
-async function bridgeBatch(exec: Exec, lines: readonly string[]): Promise<void> {
-  if (!lines.length) return;
-  const out = await exec.runAsync(['bridge', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure: true });
-  if (out.status === 0) return;
-  const m = /Command failed -:(\d+)/.exec(out.stderr);
-  const line = m ? lines[Number(m[1]) - 1] : undefined;
-  if (line) throw new Error(`bridge: "${line}": ${out.stderr.split('\n').filter((l) => l && !l.startsWith('Command failed')).join('; ')}`);
-  throw new ProcessError(out);
-}
-
 /** Pods on other nodes are reached through this node: it must forward. */
 export const ensureIpForward = () => ensureHostSysctl({ path: 'net/ipv4/ip_forward', value: '1' });
 
-export const ipForwardOn = () => readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() === '1';
+export const ipForwardOn = () => hostSysctl('net/ipv4/ip_forward') === '1';
 
-/** Works around the VXLAN checksum bug of some kernels; off by default, it also disables segmentation offload. */
-export async function disableTxChecksum(exec: Exec, device: string): Promise<void> {
-  await exec.runAsync(['ethtool', '-K', device, 'tx-checksum-ip-generic', 'off']);
-}
+export { disableTxChecksum } from '../../lib/ip/ethtool.ts';

@@ -1,3 +1,4 @@
+import { batchLine, ipBatch } from '../../lib/ip/ip.ts';
 import { formatCidr, parseSubnet } from '../../lib/net/ip.ts';
 import type { Conf } from './conf.ts';
 import { etcdClient, releaseLease } from './etcd-registry.ts';
@@ -57,7 +58,7 @@ export async function teardown(env: Env, conf: Conf): Promise<TeardownReport> {
   // the device's routes, neighbours and FDB entries go with it
   const links = (await observeLinks(env.exec)).links.map((l) => l.ifname);
   const gone = [conf.device, conf.bridge].filter((d) => links.includes(d));
-  for (const d of gone) await env.exec.runAsync(['ip', 'link', 'del', d]);
+  await ipBatch(env.exec, gone.map((d) => batchLine('link', 'del', d)));
   await removeMasq(env.exec, conf.device);
   removeState(conf.stateDir, conf.device);
   return { removed: gone, state: !!state };

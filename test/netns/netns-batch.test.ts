@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { processExec } from '../../lib/exec.ts';
 import { ipBatchInNetns } from '../../lib/ip/netns-batch.ts';
-import type { Sysctl } from '../../lib/ip/netns-batch.ts';
+import type { Sysctl } from '../../lib/ip/sysctl.ts';
 import { ROOT } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
 

@@ -1,7 +1,7 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { LAYER_RULES, type LayerRule } from './import-rules.ts';
+import { LAYER_RULES, SPAWN_RULES, type LayerRule, type SpawnRule } from './import-rules.ts';
 
 export interface ImportEdge {
   from: string;
@@ -56,6 +56,26 @@ export function layerViolations(edges: readonly ImportEdge[], rules: readonly La
   const out: string[] = [];
   for (const e of edges) {
     for (const r of rules) if (r.from.test(e.from) && r.to.test(e.to)) out.push(`${describe(e)}: ${r.rule}`);
+  }
+  return out;
+}
+
+/**
+ * One line per source line that spawns where a spawn rule forbids it (`file:line: text: rule`).
+ * Comment lines are skipped, so a doc comment may still say which tool a function runs.
+ */
+export function spawnViolations(root: string, files: readonly string[], rules: readonly SpawnRule[] = SPAWN_RULES): string[] {
+  const out: string[] = [];
+  for (const file of files) {
+    const applicable = rules.filter((r) => r.files.test(file));
+    if (applicable.length === 0) continue;
+    readFileSync(join(root, file), 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        const code = line.trim();
+        if (code.startsWith('//') || code.startsWith('*') || code.startsWith('/*')) return;
+        for (const r of applicable) if (r.call.test(code)) out.push(`${file}:${i + 1}: ${code}: ${r.rule}`);
+      });
   }
   return out;
 }

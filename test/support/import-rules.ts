@@ -20,6 +20,27 @@ export const LAYER_RULES: readonly LayerRule[] = [
   { from: /^(main\.ts|lib\/|plugins\/|ipam\/|cli\/)/, to: /^test\//, rule: 'shipped code imports nothing from test/' },
 ];
 
+/**
+ * Where a process may be spawned. Every external tool (ip, bridge, tc, nft, iptables-save/-restore,
+ * conntrack, nsenter, sysctl, ethtool) has one runner in lib/ (lib/ip, lib/netfilter) that validates
+ * its tokens and types its errors; plugins and IPAM call those runners and never spawn themselves.
+ * Checked by a source scan (test/support/import-check.ts processViolations): a call, not an import,
+ * is what breaks it, and `Exec` is handed to plugins as a value.
+ */
+export interface SpawnRule {
+  files: RegExp;
+  /** What a spawn looks like in source text. */
+  call: RegExp;
+  rule: string;
+}
+
+export const SPAWN_RULES: readonly SpawnRule[] = [
+  {
+    files: /^(plugins|ipam)\//,
+    call: /\.runAsync\s*\(|\bspawn(Sync)?\s*\(|\bexec(File)?Sync\s*\(|\bexecFile\s*\(|\bchild_process\b|\bBun\.spawn/,
+    rule: 'plugins/ and ipam/ spawn no process: they call the runners in lib/ (lib/ip, lib/netfilter)',
+  },
+];
 
 /** The files every edge starts from: the multi-call entry and all shipped sources. */
 export const SOURCE_ROOTS: readonly string[] = ['main.ts', 'lib', 'plugins', 'ipam', 'cli'];

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { importCycles, importGraph, layerViolations, sourceFiles, type ImportEdge } from '../support/import-check.ts';
+import { importCycles, importGraph, layerViolations, sourceFiles, spawnViolations, type ImportEdge } from '../support/import-check.ts';
 import { SOURCE_ROOTS } from '../support/import-rules.ts';
 import { ROOT } from '../support/paths.ts';
 import { Scope } from '../support/scope.ts';
@@ -22,6 +22,12 @@ describe('the tree follows the import rules (test/support/import-rules.ts)', () 
 
   it('no import cycle, through static or dynamic imports', async () => {
     expect(importCycles(await graph())).toEqual([]);
+  });
+
+  it('no plugin or IPAM module spawns a process: they call the runners in lib/', () => {
+    const files = sourceFiles(ROOT, SOURCE_ROOTS);
+    expect(files).toContain('plugins/vxlan/kernel.ts');
+    expect(spawnViolations(ROOT, files)).toEqual([]);
   });
 });
 
@@ -67,6 +73,23 @@ describe('the check fails on a deliberate violation', () => {
     expect(importCycles(edges).sort()).toEqual([
       'import cycle: lib/cni/context.ts → lib/cni/delegate.ts (import), lib/cni/delegate.ts → lib/cni/context.ts (import)',
       'import cycle: plugins/registry.ts → plugins/vxlan/index.ts (dynamic import()), plugins/vxlan/index.ts → plugins/registry.ts (dynamic import())',
+    ]);
+  });
+
+  it('a spawn in a plugin or IPAM module, in any of its forms, names the file, line and rule', () => {
+    const rule = 'plugins/ and ipam/ spawn no process: they call the runners in lib/ (lib/ip, lib/netfilter)';
+    const root = tree({
+      'plugins/tc/index.ts': `// runs tc.runAsync(argv) through lib\nexport const run = (exec) => exec.runAsync(['tc', '-batch', '-']);\n`,
+      'plugins/x/spawn.ts': `import { spawnSync } from 'node:child_process';\nexport const x = () => spawnSync('ip');\n`,
+      'ipam/y/index.ts': `export const y = () => Bun.spawn(['conntrack']);\n`,
+      'lib/ip/ip.ts': `export const ipBatch = (exec) => exec.runAsync(['ip', '-batch', '-']);\n`,
+      'cli/vxlan.ts': `export const del = (exec) => exec.runAsync(['ip', 'link', 'del', 'x']);\n`,
+    });
+    expect(spawnViolations(root, sourceFiles(root, SOURCE_ROOTS))).toEqual([
+      `plugins/tc/index.ts:2: export const run = (exec) => exec.runAsync(['tc', '-batch', '-']);: ${rule}`,
+      `plugins/x/spawn.ts:1: import { spawnSync } from 'node:child_process';: ${rule}`,
+      `plugins/x/spawn.ts:2: export const x = () => spawnSync('ip');: ${rule}`,
+      `ipam/y/index.ts:1: export const y = () => Bun.spawn(['conntrack']);: ${rule}`,
     ]);
   });
 

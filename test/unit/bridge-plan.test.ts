@@ -123,7 +123,7 @@ describe('masquerade plans', () => {
       { family: 'inet', table: 'tscni_masquerade', chain: 'postrouting', handle: 7, comment },
       { family: 'inet', table: 'tscni_masquerade', chain: 'postrouting', handle: 8, comment: 'something else' },
     ];
-    expect(planNftUnmasq({ tables: [], chains: [], rules }, 'n', { only: ['c'] })).toBe('delete rule inet tscni_masquerade postrouting handle 7\n');
-    expect(planNftUnmasq({ tables: [], chains: [], rules }, 'n', { allBut: ['c'] })).toBe('');
+    expect(planNftUnmasq({ tables: [], chains: [], rules, sets: [] }, 'n', { only: ['c'] })).toBe('delete rule inet tscni_masquerade postrouting handle 7\n');
+    expect(planNftUnmasq({ tables: [], chains: [], rules, sets: [] }, 'n', { allBut: ['c'] })).toBe('');
   });
 });

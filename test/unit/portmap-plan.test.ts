@@ -85,7 +85,7 @@ describe('portmap plans', () => {
   });
 
   it('plans one nft transaction with tagged DNAT and hairpin/localhost masquerade', () => {
-    const script = planNftAdd({ tables: [], chains: [], rules: [] }, 'podman', 'c1', portmap({}));
+    const script = planNftAdd({ tables: [], chains: [], rules: [], sets: [] }, 'podman', 'c1', portmap({}));
     expect(script).toContain('add rule inet tscni_portmap hostports meta l4proto tcp th dport 8080 dnat ip to 10.88.0.5:80 comment "tscni-portmap ');
     expect(script).toContain('add rule inet tscni_portmap postrouting ip saddr { 10.88.0.0/16, 127.0.0.1 } ip daddr 10.88.0.5 meta l4proto tcp th dport 80 ct status dnat masquerade');
     expect(script).toContain('dnat ip6 to [fd00::5]:80');
