@@ -31,6 +31,7 @@ export const sctp = (port: number, expect: Reachability): Probe => ({ port, prot
 const allowPort81FromY = (name: string, port: number, protocol: Protocol) =>
   policy('x', name, ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: sel({ [NS]: 'y' }) }], ports: [{ port, protocol }] }));
 const nsYAndPodA = { namespaceSelector: sel({ [NS]: 'y' }), podSelector: sel({ pod: 'a' }) };
+const hostCidr = (ip: string) => `${ip}/${ip.includes(':') ? 128 : 32}`;
 const largeCidrOf = (ip: string) => formatCidr({ ip: network(parseCidr(`${ip}/4`)!), prefix: 4 });
 
 export type NetpolCase = [name: string, steps: Step[]];
@@ -270,7 +271,7 @@ export function netpolCases(addrOf: AddrOf = modelAddr): NetpolCase[] {
       'should allow egress access to server in CIDR block',
       [
         {
-          policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: `${addrOf('y/b')}/32` } }] }))],
+          policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: hostCidr(addrOf('y/b')) } }] }))],
           probes: [tcp(80, r().expectAllEgress('x/a', false).expect('x/a', 'y/b', true))],
         },
       ],
@@ -279,7 +280,7 @@ export function netpolCases(addrOf: AddrOf = modelAddr): NetpolCase[] {
       'should enforce except clause while egress access to server in CIDR block',
       [
         {
-          policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: largeCidrOf(addrOf('x/b')), except: [`${addrOf('x/b')}/32`] } }] }))],
+          policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: largeCidrOf(addrOf('x/b')), except: [hostCidr(addrOf('x/b'))] } }] }))],
           probes: [tcp(80, r().expect('x/a', 'x/b', false))],
         },
       ],
@@ -288,11 +289,11 @@ export function netpolCases(addrOf: AddrOf = modelAddr): NetpolCase[] {
       'should ensure an IP overlapping both IPBlock.CIDR and IPBlock.Except is allowed',
       [
         {
-          policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: largeCidrOf(addrOf('x/b')), except: [`${addrOf('x/b')}/32`] } }] }))],
+          policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: largeCidrOf(addrOf('x/b')), except: [hostCidr(addrOf('x/b'))] } }] }))],
           probes: [tcp(80, r().expect('x/a', 'x/b', false))],
         },
         {
-          policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: `${addrOf('x/b')}/32` } }] }))],
+          policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: hostCidr(addrOf('x/b')) } }] }))],
           probes: [tcp(80, r().expectAllEgress('x/a', false).expect('x/a', 'x/b', true))],
         },
       ],
