@@ -13,7 +13,8 @@ import { jsonOrUndefined } from './cni.ts';
 import { ALL_PODS, clusterOf, gridOf, modelObjects, NAMESPACES, PODS, type ModelOptions } from './netpol-model.ts';
 import { OUR_BIN, ROOT } from './paths.ts';
 import { runAsync } from './run-async.ts';
-import { sh, type Scope } from './scope.ts';
+import type { Scope } from './scope.ts';
+import { underlay, underlayIp, underlayNode } from './vxlan-node.ts';
 
 export type Family = 4 | 6;
 export type Stack = Family | 'dual';
@@ -156,20 +157,9 @@ export class NetpolCluster {
 
   /** The 9 pods spread over 3 nodes joined by the vxlan plugin's overlay (IPv4). */
   static async threeVxlanNodes(s: Scope): Promise<NetpolCluster> {
-    const underlay = s.netns('u').name;
-    sh(['ip', '-n', underlay, 'link', 'add', 'br0', 'type', 'bridge']);
-    sh(['ip', '-n', underlay, 'link', 'set', 'br0', 'up']);
-    const underlayIp = (i: number) => `192.168.100.${i}`;
+    const under = underlay(s);
     const peers = [1, 2, 3].map((i) => ({ subnet: `10.0.${i}.0/24`, ip: underlayIp(i) }));
-    const nodes = [1, 2, 3].map((i) => {
-      const netns = s.netns('k').name;
-      sh(['ip', '-n', netns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `v${i}`, 'netns', underlay]);
-      sh(['ip', '-n', netns, 'addr', 'add', `${underlayIp(i)}/24`, 'dev', 'eth0']);
-      sh(['ip', '-n', netns, 'link', 'set', 'eth0', 'up']);
-      sh(['ip', '-n', netns, 'route', 'add', 'default', 'via', '192.168.100.254']);
-      sh(['ip', '-n', underlay, 'link', 'set', `v${i}`, 'master', 'br0', 'up']);
-      return { name: `n${i}`, netns, applied: undefined } as NetpolNode;
-    });
+    const nodes: NetpolNode[] = [1, 2, 3].map((i) => ({ name: `n${i}`, netns: underlayNode(s, under, i), applied: undefined }));
     const dirs = new Map(nodes.map((n) => [n, s.tmpdir()]));
     const confOf = (n: NetpolNode) => ({
       cniVersion: '1.0.0',
