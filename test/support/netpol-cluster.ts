@@ -10,14 +10,13 @@ import { diffRuleset } from '../../lib/netpol/diff.ts';
 import type { Protocol } from '../../lib/netpol/objects.ts';
 import type { Ruleset } from '../../lib/netpol/ruleset.ts';
 import { jsonOrUndefined } from './cni.ts';
-import { ALL_PODS, clusterOf, gridOf, modelObjects, NAMESPACES, PODS, type ModelOptions } from './netpol-model.ts';
+import { ALL_PODS, clusterOf, gridOf, modelObjects, NAMESPACES, PODS, type ModelOptions, type Stack } from './netpol-model.ts';
 import { OUR_BIN, ROOT } from './paths.ts';
 import { runAsync } from './run-async.ts';
 import type { Scope } from './scope.ts';
 import { underlay, underlayIp, underlayNode } from './vxlan-node.ts';
 
 export type Family = 4 | 6;
-export type Stack = Family | 'dual';
 
 export interface NetpolNode {
   /** spec.nodeName of its pods, and what it compiles for. */
@@ -70,12 +69,14 @@ export class Agent {
   private nextId = 1;
   readonly ready: Promise<void>;
   private stderr = '';
+  private exited: Error | undefined;
 
   constructor(
     private readonly child: ChildProcess,
     readonly label: string,
   ) {
     child.stderr!.on('data', (b: Buffer) => (this.stderr += b));
+    child.stdin!.on('error', () => {}); // an agent that died closes its stdin under a request; readLoop reports it
     this.ready = this.readLoop();
   }
 
@@ -93,9 +94,9 @@ export class Agent {
             else p.resolve(msg);
           } else this.failAll(new Error(`agent ${this.label}: unexpected line ${line.slice(0, 200)}`));
         }
-        const gone = new Error(`agent ${this.label} exited: ${this.stderr.slice(0, 2000)}`);
-        rejectReady(gone);
-        this.failAll(gone);
+        this.exited = new Error(`agent ${this.label} exited: ${this.stderr.slice(0, 2000)}`);
+        rejectReady(this.exited);
+        this.failAll(this.exited);
       };
       loop().catch(rejectReady);
     });
@@ -109,6 +110,7 @@ export class Agent {
   request(op: string, body: Record<string, unknown> = {}): Promise<any> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      if (this.exited) return reject(this.exited);
       this.pending.set(id, { resolve, reject });
       this.child.stdin!.write(`${JSON.stringify({ id, op, ...body })}\n`);
     });
