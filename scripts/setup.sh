@@ -3,7 +3,7 @@
 # and npm dependencies. Safe to run again: it does nothing when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES=(iproute2 iptables nftables iputils-ping golang-go golang-github-appc-cni-dev
+APT_PACKAGES=(iproute2 iptables nftables iputils-ping golang-go golang-github-appc-cni-dev nmap
   containernetworking-plugins hyperfine etcd-server etcd-client iperf3 conntrack ethtool socat psmisc
   podman runc containerd busybox-static)
 missing=()

@@ -15,6 +15,28 @@ export function loneNode(s: Scope, tag: string): string {
   return ns;
 }
 
+/** A shared underlay: a namespace with bridge `br0` (192.168.100.254/24, the nodes' default gateway) that nodes join; nothing else is on it. */
+export function underlay(s: Scope): string {
+  const ns = s.netns('u').name;
+  sh(['ip', '-n', ns, 'link', 'add', 'br0', 'type', 'bridge']);
+  sh(['ip', '-n', ns, 'addr', 'add', '192.168.100.254/24', 'dev', 'br0']);
+  sh(['ip', '-n', ns, 'link', 'set', 'br0', 'up']);
+  return ns;
+}
+
+export const underlayIp = (i: number) => `192.168.100.${i}`;
+
+/** Node `i` on that underlay: a namespace whose eth0 has underlayIp(i)/24 and a default route. */
+export function underlayNode(s: Scope, underlayNs: string, i: number): string {
+  const ns = s.netns('k').name;
+  sh(['ip', '-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `v${i}`, 'netns', underlayNs]);
+  sh(['ip', '-n', ns, 'addr', 'add', `${underlayIp(i)}/24`, 'dev', 'eth0']);
+  sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
+  sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', '192.168.100.254']);
+  sh(['ip', '-n', underlayNs, 'link', 'set', `v${i}`, 'master', 'br0', 'up']);
+  return ns;
+}
+
 /** The device every vxlan test node uses (the plugin's default for VNI 1). */
 export const DEVICE = 'tscni.1';
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../lib/netpol/compile.ts';
 import { renderRuleset } from '../../lib/netpol/render.ts';
 import { policyId, type Ruleset } from '../../lib/netpol/ruleset.ts';
-import { clusterOf, modelObjects, policy, type ModelOptions } from './netpol-model.ts';
+import { clusterOf, modelObjects, policy, type ModelOptions } from '../support/netpol-model.ts';
 
 const NS = 'kubernetes.io/metadata.name';
 const sel = (matchLabels: Record<string, string>) => ({ matchLabels });

@@ -7,7 +7,7 @@ import { diffRuleset } from '../../lib/netpol/diff.ts';
 import { validateObject, type ClusterObject } from '../../lib/netpol/objects.ts';
 import { renderChainDecl, renderRule, renderSetDecl } from '../../lib/netpol/render.ts';
 import { elementKey, type Ruleset } from '../../lib/netpol/ruleset.ts';
-import { clusterOf, modelObjects, policy } from './netpol-model.ts';
+import { clusterOf, modelObjects, policy } from '../support/netpol-model.ts';
 
 interface TableModel {
   sets: Map<string, { decl: string; map: boolean; elements: Map<string, string> }>;

@@ -1,391 +1,55 @@
 // The upstream NetworkPolicy e2e truth tables (kubernetes test/e2e/network/netpol/network_policy.go),
 // one `it` per case named after it, on the full 9-pod model: explain() must give exactly the
-// expected matrix, and a packet evaluator of compile()'s Ruleset must agree with explain() on every
-// pair — single node IPv4, and dual-stack spread over 3 nodes (both families).
+// expected matrix on IPv4 and on IPv6 pods, and a packet evaluator of compile()'s Ruleset must
+// agree with explain() on every pair — one node IPv4, one node IPv6, and dual-stack spread over
+// 3 nodes (both families).
 import { describe, expect, it } from 'vitest';
-import { formatCidr, network, parseCidr } from '../../lib/net/ip.ts';
 import type { Cluster } from '../../lib/netpol/cluster.ts';
 import { compile } from '../../lib/netpol/compile.ts';
 import { explain, resolveEndpoint, type Endpoint } from '../../lib/netpol/explain.ts';
-import type { Protocol } from '../../lib/netpol/objects.ts';
-import { clusterOf, evaluator, gridOf, modelObjects, policy, Reachability, v4Of, type ModelOptions } from './netpol-model.ts';
+import { netpolCases, r, sctp, tcp, udp } from '../support/netpol-cases.ts';
+import { clusterOf, evaluator, gridOf, modelObjects, v6Of, type Stack } from '../support/netpol-model.ts';
 
-const NS = 'kubernetes.io/metadata.name';
-const sel = (matchLabels: Record<string, string>) => ({ matchLabels });
-const expr = (key: string, operator: string, values: string[]) => ({ matchExpressions: [{ key, operator, values }] });
-const ingressOnly = (podSelector: object, ...ingress: object[]) => ({ podSelector, policyTypes: ['Ingress'], ingress });
-const egressOnly = (podSelector: object, ...egress: object[]) => ({ podSelector, policyTypes: ['Egress'], egress });
-
-interface Probe {
-  port: number;
-  protocol: Protocol;
-  expect: Reachability;
-}
-interface Step {
-  policies: unknown[];
-  model?: ModelOptions;
-  probes: Probe[];
-}
-
-const r = () => new Reachability();
-const tcp = (port: number, expect: Reachability): Probe => ({ port, protocol: 'TCP', expect });
-const udp = (port: number, expect: Reachability): Probe => ({ port, protocol: 'UDP', expect });
-const sctp = (port: number, expect: Reachability): Probe => ({ port, protocol: 'SCTP', expect });
-
-const allowPort81FromY = (name: string, port: number, protocol: Protocol) =>
-  policy('x', name, ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: sel({ [NS]: 'y' }) }], ports: [{ port, protocol }] }));
-const nsYAndPodA = { namespaceSelector: sel({ [NS]: 'y' }), podSelector: sel({ pod: 'a' }) };
-const largeCidrOf = (ip: string) => formatCidr({ ip: network(parseCidr(`${ip}/4`)!), prefix: 4 });
-
-const CASES: [string, Step[]][] = [
-  ["should support a 'default-deny-ingress' policy", [{ policies: [policy('x', 'deny-ingress', ingressOnly({}))], probes: [tcp(80, r().expectPeer({}, { ns: 'x' }, false))] }]],
-  [
-    "should support a 'default-deny-all' policy",
-    [
-      {
-        policies: [policy('x', 'deny-all', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] })],
-        probes: [tcp(80, r().expectPeer({}, { ns: 'x' }, false).expectPeer({ ns: 'x' }, {}, false))],
-      },
-    ],
-  ],
-  [
-    'should enforce policy to allow traffic from pods within server namespace based on PodSelector',
-    [{ policies: [policy('x', 'x-a-allows-x-b', ingressOnly(sel({ pod: 'a' }), { from: [{ podSelector: sel({ pod: 'b' }) }] }))], probes: [tcp(80, r().expectAllIngress('x/a', false).expect('x/b', 'x/a', true))] }],
-  ],
-  [
-    'should enforce policy to allow ingress traffic for a target',
-    [
-      {
-        policies: [policy('x', 'deny-all', ingressOnly({})), policy('x', 'allow-all-to-a', ingressOnly(sel({ pod: 'a' }), { from: [{ podSelector: {}, namespaceSelector: {} }] }))],
-        probes: [tcp(80, r().expectAllIngress('x/a', true).expectAllIngress('x/b', false).expectAllIngress('x/c', false))],
-      },
-    ],
-  ],
-  [
-    'should enforce policy to allow ingress traffic from pods in all namespaces',
-    [{ policies: [policy('x', 'allow-from-another-ns', ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: sel({}) }] }))], probes: [tcp(80, r())] }],
-  ],
-  [
-    'should enforce policy to allow traffic only from a different namespace, based on NamespaceSelector',
-    [
-      {
-        policies: [policy('x', 'allow-client-a-via-ns-selector', ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: sel({ [NS]: 'y' }) }] }))],
-        probes: [tcp(80, r().expectPeer({ ns: 'x' }, { ns: 'x', pod: 'a' }, false).expectPeer({ ns: 'z' }, { ns: 'x', pod: 'a' }, false))],
-      },
-    ],
-  ],
-  [
-    'should enforce policy based on PodSelector with MatchExpressions',
-    [{ policies: [policy('x', 'x-a-allows-x-b', ingressOnly(sel({ pod: 'a' }), { from: [{ podSelector: expr('pod', 'In', ['b']) }] }))], probes: [tcp(80, r().expectAllIngress('x/a', false).expect('x/b', 'x/a', true))] }],
-  ],
-  [
-    'should enforce policy based on NamespaceSelector with MatchExpressions',
-    [
-      {
-        policies: [policy('x', 'allow-ns-y-match-selector', ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: expr(NS, 'In', ['y']) }] }))],
-        probes: [tcp(80, r().expectPeer({ ns: 'x' }, { ns: 'x', pod: 'a' }, false).expectPeer({ ns: 'z' }, { ns: 'x', pod: 'a' }, false))],
-      },
-    ],
-  ],
-  [
-    'should enforce policy based on PodSelector or NamespaceSelector',
-    [
-      {
-        policies: [policy('x', 'allow-ns-y-match-selector', ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: expr(NS, 'NotIn', ['x']) }, { podSelector: sel({ pod: 'b' }) }] }))],
-        probes: [tcp(80, r().expect('x/a', 'x/a', false).expect('x/c', 'x/a', false))],
-      },
-    ],
-  ],
-  [
-    'should enforce policy based on PodSelector and NamespaceSelector',
-    [
-      {
-        policies: [policy('x', 'allow-ns-y-podselector-and-nsselector', ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: expr(NS, 'NotIn', ['x']), podSelector: sel({ pod: 'b' }) }] }))],
-        probes: [tcp(80, r().expectAllIngress('x/a', false).expect('y/b', 'x/a', true).expect('z/b', 'x/a', true))],
-      },
-    ],
-  ],
-  [
-    'should enforce policy based on Multiple PodSelectors and NamespaceSelectors',
-    [
-      {
-        policies: [policy('x', 'allow-ns-y-z-pod-b-c', ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: expr(NS, 'NotIn', ['x']), podSelector: expr('pod', 'In', ['b', 'c']) }] }))],
-        probes: [tcp(80, r().expectPeer({ ns: 'x' }, { ns: 'x', pod: 'a' }, false).expect('y/a', 'x/a', false).expect('z/a', 'x/a', false))],
-      },
-    ],
-  ],
-  [
-    'should enforce policy based on any PodSelectors',
-    [
-      {
-        policies: [policy('x', 'allow-ns-x-pod-b-c', ingressOnly(sel({ pod: 'a' }), { from: [{ podSelector: sel({ pod: 'b' }) }, { podSelector: sel({ pod: 'c' }) }] }))],
-        probes: [tcp(80, r().expectAllIngress('x/a', false).expect('x/b', 'x/a', true).expect('x/c', 'x/a', true))],
-      },
-    ],
-  ],
-  [
-    'should enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector',
-    [{ policies: [policy('x', 'allow-ns-y-pod-a-via-namespace-pod-selector', ingressOnly(sel({ pod: 'a' }), { from: [nsYAndPodA] }))], probes: [tcp(80, r().expectAllIngress('x/a', false).expect('y/a', 'x/a', true))] }],
-  ],
-  [
-    'should enforce policy based on Ports',
-    [
-      {
-        policies: [allowPort81FromY('allow-client-a-via-ns-selector', 81, 'TCP')],
-        probes: [tcp(81, r().expectPeer({ ns: 'x' }, { ns: 'x', pod: 'a' }, false).expectPeer({ ns: 'y' }, { ns: 'x', pod: 'a' }, true).expectPeer({ ns: 'z' }, { ns: 'x', pod: 'a' }, false))],
-      },
-    ],
-  ],
-  [
-    'should enforce multiple, stacked policies with overlapping podSelectors',
-    [
-      {
-        policies: [allowPort81FromY('allow-client-a-via-ns-selector', 81, 'TCP')],
-        probes: [tcp(81, r().expectPeer({ ns: 'x' }, { ns: 'x', pod: 'a' }, false).expectPeer({ ns: 'z' }, { ns: 'x', pod: 'a' }, false)), tcp(80, r().expectAllIngress('x/a', false))],
-      },
-      {
-        policies: [allowPort81FromY('allow-client-a-via-ns-selector', 81, 'TCP'), allowPort81FromY('allow-client-a-via-ns-selector-80', 80, 'TCP')],
-        probes: [tcp(80, r().expectPeer({ ns: 'x' }, { ns: 'x', pod: 'a' }, false).expectPeer({ ns: 'z' }, { ns: 'x', pod: 'a' }, false))],
-      },
-    ],
-  ],
-  ['should support allow-all policy', [{ policies: [policy('x', 'allow-all', ingressOnly({}, {}))], probes: [tcp(80, r()), tcp(81, r())] }]],
-  [
-    'should allow ingress access on one named port',
-    [{ policies: [policy('x', 'allow-all', ingressOnly({}, { ports: [{ port: 'serve-81-tcp' }] }))], probes: [tcp(81, r()), tcp(80, r().expectPeer({}, { ns: 'x' }, false))] }],
-  ],
-  [
-    'should allow ingress access from namespace on one named port',
-    [
-      {
-        policies: [policy('x', 'allow-client-a-via-ns-selector-80', ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: sel({ [NS]: 'y' }) }], ports: [{ port: 'serve-80-tcp', protocol: 'TCP' }] }))],
-        probes: [tcp(80, r().expectPeer({ ns: 'x' }, { ns: 'x', pod: 'a' }, false).expectPeer({ ns: 'z' }, { ns: 'x', pod: 'a' }, false)), tcp(81, r().expectAllIngress('x/a', false))],
-      },
-    ],
-  ],
-  [
-    'should allow egress access on one named port',
-    [{ policies: [policy('x', 'allow-egress', egressOnly({}, { ports: [{ port: 'serve-80-tcp' }] }))], probes: [tcp(80, r()), tcp(81, r().expectPeer({ ns: 'x' }, {}, false))] }],
-  ],
-  [
-    'should enforce updated policy',
-    [
-      { policies: [policy('x', 'allow-all-mutate-to-deny-all', ingressOnly({}, {}))], probes: [tcp(81, r())] },
-      { policies: [policy('x', 'allow-all-mutate-to-deny-all', ingressOnly({}))], probes: [tcp(81, r().expectPeer({}, { ns: 'x' }, false))] },
-    ],
-  ],
-  [
-    'should allow ingress access from updated namespace',
-    [
-      { policies: [policy('x', 'allow-client-a-via-ns-selector', ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: sel({ ns2: 'updated' }) }] }))], probes: [tcp(80, r().expectAllIngress('x/a', false))] },
-      {
-        policies: [policy('x', 'allow-client-a-via-ns-selector', ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: sel({ ns2: 'updated' }) }] }))],
-        model: { nsLabels: { y: { ns2: 'updated' } } },
-        probes: [tcp(80, r().expectAllIngress('x/a', false).expectPeer({ ns: 'y' }, {}, true))],
-      },
-    ],
-  ],
-  [
-    'should allow ingress access from updated pod',
-    [
-      { policies: [policy('x', 'allow-client-a-via-pod-selector', ingressOnly(sel({ pod: 'a' }), { from: [{ podSelector: sel({ pod: 'b', pod2: 'updated' }) }] }))], probes: [tcp(80, r().expectAllIngress('x/a', false))] },
-      {
-        policies: [policy('x', 'allow-client-a-via-pod-selector', ingressOnly(sel({ pod: 'a' }), { from: [{ podSelector: sel({ pod: 'b', pod2: 'updated' }) }] }))],
-        model: { podLabels: { 'x/b': { pod: 'b', pod2: 'updated' } } },
-        probes: [tcp(80, r().expectAllIngress('x/a', false).expect('x/b', 'x/a', true))],
-      },
-    ],
-  ],
-  [
-    'should deny ingress from pods on other namespaces',
-    [{ policies: [policy('x', 'deny-empty-policy', ingressOnly({}, { from: [{ podSelector: sel({}) }] }))], probes: [tcp(80, r().expectPeer({ ns: 'y' }, { ns: 'x' }, false).expectPeer({ ns: 'z' }, { ns: 'x' }, false))] }],
-  ],
-  [
-    'should deny ingress access to updated pod',
-    [
-      { policies: [policy('x', 'deny-ingress-via-label-selector', ingressOnly(sel({ target: 'isolated' })))], probes: [tcp(80, r())] },
-      { policies: [policy('x', 'deny-ingress-via-label-selector', ingressOnly(sel({ target: 'isolated' })))], model: { podLabels: { 'x/a': { pod: 'a', target: 'isolated' } } }, probes: [tcp(80, r().expectAllIngress('x/a', false))] },
-    ],
-  ],
-  ['should deny egress from pods based on PodSelector', [{ policies: [policy('x', 'deny-egress-pod-a', egressOnly(sel({ pod: 'a' })))], probes: [tcp(80, r().expectAllEgress('x/a', false))] }]],
-  ['should deny egress from all pods in a namespace', [{ policies: [policy('x', 'deny-egress-ns-x', egressOnly({}))], probes: [tcp(80, r().expectPeer({ ns: 'x' }, {}, false))] }]],
-  [
-    'should work with Ingress, Egress specified together',
-    [
-      {
-        policies: [policy('x', 'allow-client-a-via-pod-selector', { podSelector: sel({ pod: 'a' }), policyTypes: ['Egress', 'Ingress'], ingress: [{ from: [{ podSelector: sel({ pod: 'b' }) }] }], egress: [{ ports: [{ port: 80 }] }] })],
-        probes: [tcp(80, r().expectAllIngress('x/a', false).expect('x/b', 'x/a', true)), tcp(81, r().expectAllIngress('x/a', false).expectAllEgress('x/a', false).expect('x/b', 'x/a', true))],
-      },
-    ],
-  ],
-  [
-    'should support denying of egress traffic on the client side (even if the server explicitly allows this traffic)',
-    [
-      {
-        policies: [
-          policy('x', 'allow-to-ns-y-pod-a', egressOnly(sel({ pod: 'a' }), { to: [nsYAndPodA] })),
-          policy('y', 'allow-from-xa-on-ya-match-selector', ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: sel({ [NS]: 'x' }), podSelector: sel({ pod: 'a' }) }] })),
-          policy('y', 'allow-from-xa-on-yb-match-selector', ingressOnly(sel({ pod: 'b' }), { from: [{ namespaceSelector: sel({ [NS]: 'x' }), podSelector: sel({ pod: 'a' }) }] })),
-        ],
-        probes: [
-          tcp(80, r().expectPeer({ ns: 'x', pod: 'a' }, {}, false).expectPeer({}, { ns: 'y', pod: 'a' }, false).expectPeer({ ns: 'x', pod: 'a' }, { ns: 'y', pod: 'a' }, true).expectPeer({}, { ns: 'y', pod: 'b' }, false)),
-        ],
-      },
-    ],
-  ],
-  [
-    'should enforce egress policy allowing traffic to a server in a different namespace based on PodSelector and NamespaceSelector',
-    [{ policies: [policy('x', 'allow-to-ns-y-pod-a', egressOnly(sel({ pod: 'a' }), { to: [nsYAndPodA] }))], probes: [tcp(80, r().expectAllEgress('x/a', false).expect('x/a', 'y/a', true))] }],
-  ],
-  [
-    'should enforce ingress policy allowing any port traffic to a server on a specific protocol',
-    [{ policies: [policy('x', 'allow-ingress-by-proto', ingressOnly(sel({ pod: 'a' }), { ports: [{ protocol: 'TCP' }] }))], probes: [tcp(80, r()), udp(80, r().expectPeer({}, { ns: 'x', pod: 'a' }, false))] }],
-  ],
-  [
-    'should enforce multiple ingress policies with ingress allow-all policy taking precedence',
-    [
-      { policies: [policy('x', 'allow-ingress-port-80', ingressOnly({}, { ports: [{ port: 80 }] }))], probes: [tcp(81, r().expectPeer({}, { ns: 'x' }, false))] },
-      { policies: [policy('x', 'allow-ingress-port-80', ingressOnly({}, { ports: [{ port: 80 }] })), policy('x', 'allow-ingress', ingressOnly({}, {}))], probes: [tcp(81, r())] },
-    ],
-  ],
-  [
-    'should enforce multiple egress policies with egress allow-all policy taking precedence',
-    [
-      { policies: [policy('x', 'allow-egress-port-80', egressOnly({}, { ports: [{ port: 80 }] }))], probes: [tcp(81, r().expectPeer({ ns: 'x' }, {}, false))] },
-      { policies: [policy('x', 'allow-egress-port-80', egressOnly({}, { ports: [{ port: 80 }] })), policy('x', 'allow-egress', egressOnly({}, {}))], probes: [tcp(81, r())] },
-    ],
-  ],
-  [
-    'should stop enforcing policies after they are deleted',
-    [
-      { policies: [policy('x', 'deny-all', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] })], probes: [tcp(80, r().expectPeer({ ns: 'x' }, {}, false).expectPeer({}, { ns: 'x' }, false))] },
-      { policies: [], probes: [tcp(80, r())] },
-    ],
-  ],
-  [
-    'should allow egress access to server in CIDR block',
-    [
-      {
-        policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: `${v4Of('y', 'b')}/32` } }] }))],
-        probes: [tcp(80, r().expectAllEgress('x/a', false).expect('x/a', 'y/b', true))],
-      },
-    ],
-  ],
-  [
-    'should enforce except clause while egress access to server in CIDR block',
-    [
-      {
-        policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: largeCidrOf(v4Of('x', 'b')), except: [`${v4Of('x', 'b')}/32`] } }] }))],
-        probes: [tcp(80, r().expect('x/a', 'x/b', false))],
-      },
-    ],
-  ],
-  [
-    'should ensure an IP overlapping both IPBlock.CIDR and IPBlock.Except is allowed',
-    [
-      {
-        policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: largeCidrOf(v4Of('x', 'b')), except: [`${v4Of('x', 'b')}/32`] } }] }))],
-        probes: [tcp(80, r().expect('x/a', 'x/b', false))],
-      },
-      {
-        policies: [policy('x', 'allow-client-a-via-cidr-egress-rule', egressOnly(sel({ pod: 'a' }), { to: [{ ipBlock: { cidr: `${v4Of('x', 'b')}/32` } }] }))],
-        probes: [tcp(80, r().expectAllEgress('x/a', false).expect('x/a', 'x/b', true))],
-      },
-    ],
-  ],
-  [
-    'should enforce policies to check ingress and egress policies can be controlled independently based on PodSelector',
-    [
-      { policies: [policy('x', 'allow-egress-for-target', egressOnly(sel({ pod: 'a' }), {}))], probes: [tcp(80, r())] },
-      {
-        policies: [policy('x', 'allow-egress-for-target', egressOnly(sel({ pod: 'a' }), {})), policy('x', 'deny-ingress-via-label-selector', ingressOnly(sel({ pod: 'a' })))],
-        probes: [tcp(80, r().expectAllIngress('x/a', false))],
-      },
-    ],
-  ],
-  [
-    "should not mistakenly treat 'protocol: SCTP' as 'protocol: TCP', even if the plugin doesn't support SCTP",
-    [
-      {
-        policies: [policy('x', 'deny-ingress', ingressOnly({})), policy('x', 'allow-only-sctp-ingress-on-port-81', ingressOnly(sel({ pod: 'a' }), { ports: [{ port: 81, protocol: 'SCTP' }] }))],
-        probes: [tcp(81, r().expectPeer({}, { ns: 'x' }, false))],
-      },
-    ],
-  ],
-  [
-    "should properly isolate pods that are selected by a policy allowing SCTP, even if the plugin doesn't support SCTP",
-    [{ policies: [policy('x', 'allow-only-sctp-ingress-on-port-80', ingressOnly(sel({ pod: 'a' }), { ports: [{ port: 80, protocol: 'SCTP' }] }))], probes: [tcp(81, r().expectAllIngress('x/a', false))] }],
-  ],
-  [
-    'should not allow access by TCP when a policy specifies only UDP',
-    [{ policies: [policy('x', 'allow-only-udp-ingress-on-port-81', ingressOnly(sel({ pod: 'a' }), { ports: [{ port: 81, protocol: 'UDP' }] }))], probes: [tcp(81, r().expectAllIngress('x/a', false))] }],
-  ],
-  [
-    'should enforce policy to allow traffic based on NamespaceSelector with MatchLabels using default ns label',
-    [
-      {
-        policies: [policy('x', 'allow-client-a-via-ns-selector-for-immutable-ns-label', ingressOnly(sel({ pod: 'a' }), { from: [{ namespaceSelector: sel({ [NS]: 'y' }) }] }))],
-        probes: [tcp(80, r().expectPeer({ ns: 'x' }, { ns: 'x', pod: 'a' }, false).expectPeer({ ns: 'z' }, { ns: 'x', pod: 'a' }, false))],
-      },
-    ],
-  ],
-  [
-    'should enforce policy based on NamespaceSelector with MatchExpressions using default ns label',
-    [{ policies: [policy('x', 'allow-ns-y-match-selector-for-immutable-ns-label', egressOnly(sel({ pod: 'a' }), { to: [{ namespaceSelector: expr(NS, 'NotIn', ['y']) }] }))], probes: [tcp(80, r().expectPeer({ ns: 'x', pod: 'a' }, { ns: 'y' }, false))] }],
-  ],
-  [
-    'UDP: should support a default-deny-ingress policy',
-    [{ policies: [policy('x', 'deny-all', ingressOnly({}))], probes: [udp(80, r().expectPeer({}, { ns: 'x' }, false))] }],
-  ],
-  [
-    'UDP: should enforce policy based on Ports',
-    [{ policies: [allowPort81FromY('allow-ingress-on-port-81-ns-x', 81, 'UDP')], probes: [udp(81, r().expectPeer({ ns: 'x' }, { ns: 'x', pod: 'a' }, false).expectPeer({ ns: 'z' }, { ns: 'x', pod: 'a' }, false))] }],
-  ],
-  [
-    'UDP: should enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector',
-    [{ policies: [policy('x', 'allow-ns-y-pod-a-via-namespace-pod-selector', ingressOnly(sel({ pod: 'a' }), { from: [nsYAndPodA] }))], probes: [udp(80, r().expectAllIngress('x/a', false).expect('y/a', 'x/a', true))] }],
-  ],
-  [
-    'SCTP: should support a default-deny-ingress policy',
-    [{ policies: [policy('x', 'deny-all', ingressOnly({}))], probes: [sctp(80, r().expectPeer({}, { ns: 'x' }, false))] }],
-  ],
-  [
-    'SCTP: should enforce policy based on Ports',
-    [{ policies: [allowPort81FromY('allow-ingress-on-port-81-ns-x', 81, 'SCTP')], probes: [sctp(81, r().expectPeer({ ns: 'x' }, { ns: 'x', pod: 'a' }, false).expectPeer({ ns: 'z' }, { ns: 'x', pod: 'a' }, false))] }],
-  ],
-  [
-    'SCTP: should enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector',
-    [{ policies: [policy('x', 'allow-ns-y-pod-a-via-namespace-pod-selector', ingressOnly(sel({ pod: 'a' }), { from: [nsYAndPodA] }))], probes: [sctp(80, r().expectAllIngress('x/a', false).expect('y/a', 'x/a', true))] }],
-  ],
-];
+const CASES = netpolCases();
+/** The same cases on IPv6 pods: the ipBlock cases name the pods' IPv6 addresses. */
+const V6_CASES = netpolCases((pod) => v6Of(pod.split('/')[0]!, pod.split('/')[1]!));
 
 const endpoint = (cluster: Cluster, pod: string, family?: 4 | 6): Endpoint => resolveEndpoint(cluster, pod, family) as Endpoint;
 const NODES = ['n1', 'n2', 'n3'];
 const spread = (ns: string, pod: string) => NODES[(ns.charCodeAt(0) + pod.charCodeAt(0)) % 3]!;
 
 describe('netpol e2e truth tables: explain()', () => {
-  for (const [name, steps] of CASES) {
+  CASES.forEach(([name], index) => {
     it(name, () => {
-      for (const step of steps) {
-        const cluster = clusterOf([...modelObjects(step.model), ...step.policies]);
-        for (const probe of step.probes) {
-          const got = gridOf((f, t) => explain(cluster, endpoint(cluster, f), endpoint(cluster, t), probe.port, probe.protocol).allowed);
-          expect(`${probe.protocol}/${probe.port}\n${got}`).toBe(`${probe.protocol}/${probe.port}\n${probe.expect.grid()}`);
+      for (const [stack, cases] of [[4, CASES], [6, V6_CASES]] as const) {
+        for (const step of cases[index]![1]) {
+          const cluster = clusterOf([...modelObjects({ ...step.model, stack }), ...step.policies]);
+          for (const probe of step.probes) {
+            const got = gridOf((f, t) => explain(cluster, endpoint(cluster, f), endpoint(cluster, t), probe.port, probe.protocol).allowed);
+            const label = `IPv${stack} ${probe.protocol}/${probe.port}\n`;
+            expect(label + got).toBe(label + probe.expect.grid());
+          }
         }
       }
     });
-  }
+  });
 });
 
+const LAYOUTS: { stack: Stack; nodeOf?: typeof spread; cases: typeof CASES }[] = [
+  { stack: 4, cases: CASES },
+  { stack: 6, cases: V6_CASES },
+  { stack: 'dual', nodeOf: spread, cases: CASES },
+];
+
 describe('netpol e2e truth tables: compile() agrees with explain() packet by packet', () => {
-  for (const [name, steps] of CASES) {
+  CASES.forEach(([name], index) => {
     it(name, () => {
-      for (const step of steps) {
-        for (const layout of [{ stack: 4 as const }, { stack: 'dual' as const, nodeOf: spread }]) {
-          const cluster = clusterOf([...modelObjects({ ...step.model, ...layout }), ...step.policies]);
+      for (const layout of LAYOUTS) {
+        for (const step of layout.cases[index]![1]) {
+          const cluster = clusterOf([...modelObjects({ ...step.model, stack: layout.stack, nodeOf: layout.nodeOf }), ...step.policies]);
           const rulesets = new Map((layout.nodeOf ? NODES : ['n1']).map((n) => [n, evaluator(compile(cluster, n))]));
           const nodeOf = (pod: string) => cluster.pods.get(pod)!.nodeName!;
-          for (const family of layout.stack === 'dual' ? ([4, 6] as const) : ([4] as const)) {
+          for (const family of layout.stack === 'dual' ? ([4, 6] as const) : [layout.stack]) {
             for (const probe of [...step.probes, tcp(81, r()), udp(80, r()), sctp(81, r())]) {
               const judged = (f: string, t: string, by: 'explain' | 'compile') => {
                 const from = endpoint(cluster, f, family);
@@ -401,5 +65,5 @@ describe('netpol e2e truth tables: compile() agrees with explain() packet by pac
         }
       }
     });
-  }
+  });
 });

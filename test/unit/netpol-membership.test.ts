@@ -4,7 +4,7 @@ import { withObject, withoutObject } from '../../lib/netpol/cluster.ts';
 import { compile, compileWithIndex, memberPod } from '../../lib/netpol/compile.ts';
 import { diffRuleset, renderElementAdds } from '../../lib/netpol/diff.ts';
 import { podElements, type MembershipIndex } from '../../lib/netpol/membership.ts';
-import { ALL_PODS, clusterOf, modelObjects, policy } from './netpol-model.ts';
+import { ALL_PODS, clusterOf, modelObjects, policy } from '../support/netpol-model.ts';
 
 const NS = 'kubernetes.io/metadata.name';
 const POLICIES = [

@@ -1,6 +1,6 @@
 // The upstream e2e model (namespaces x, y, z; pods a, b, c; ports 80/81 over TCP/UDP/SCTP) as raw
 // manifests, the upstream Reachability truth-table helpers, and a tiny packet evaluator of a Ruleset
-// (the model, not nft text) for the netpol unit tests.
+// (the model, not nft text): shared by the netpol unit tests and the kernel-level suite.
 import { expect } from 'vitest';
 import { contains, parseCidr, parseIp } from '../../lib/net/ip.ts';
 import { loadCluster, type Cluster } from '../../lib/netpol/cluster.ts';
@@ -18,6 +18,8 @@ export interface ModelOptions {
   nodeOf?: (ns: string, pod: string) => string;
   podLabels?: Record<string, Record<string, string>>;
   nsLabels?: Record<string, Record<string, string>>;
+  /** Each pod's status.podIPs; default the model's addresses for `stack`. */
+  ipsOf?: (ns: string, pod: string) => string[];
 }
 
 export const v4Of = (ns: string, pod: string) => `10.0.${NAMESPACES.indexOf(ns as never) + 1}.${PODS.indexOf(pod as never) + 1}`;
@@ -29,7 +31,7 @@ export function modelObjects(o: ModelOptions = {}): unknown[] {
   for (const ns of NAMESPACES) {
     out.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: o.nsLabels?.[ns] ?? {} } });
     for (const pod of PODS) {
-      const ips = [...(stack !== 6 ? [v4Of(ns, pod)] : []), ...(stack !== 4 ? [v6Of(ns, pod)] : [])];
+      const ips = o.ipsOf?.(ns, pod) ?? [...(stack !== 6 ? [v4Of(ns, pod)] : []), ...(stack !== 4 ? [v6Of(ns, pod)] : [])];
       out.push({
         apiVersion: 'v1',
         kind: 'Pod',
