@@ -138,6 +138,89 @@ echo "  nat rules and chains of the containers left: $left"
 [ "$left" = 0 ]
 
 # ---------------------------------------------------------------------------------------------
+# NetworkPolicy (netpol): a default-deny namespace where only the frontend reaches the backend, on
+# its named port. The chain is bridge + host-local + netpol on the same "host" namespace; pods get
+# their namespace and name from CNI_ARGS (as kubelet's CRI passes them), their labels from the Pod
+# objects in the objects directory. tscni policy sync compiles the objects into table inet
+# tscni_policy; each ADD puts its pod into the sets before it returns.
+# ---------------------------------------------------------------------------------------------
+step "NetworkPolicy: namespace shop denies all ingress; the frontend may reach the backend's port \"http\""
+POL_NET="${TAG}-policy"
+POL_BR="${TAG}pol"
+mkdir -p "$WORK/objects"
+cat > "$WORK/host.d/20-policy.conflist" <<JSON
+{ "cniVersion": "1.0.0", "name": "$POL_NET",
+  "plugins": [
+    { "type": "bridge", "bridge": "$POL_BR", "isGateway": true,
+      "ipam": { "type": "host-local", "dataDir": "$WORK/ipam", "ranges": [[{ "subnet": "10.88.78.0/24" }]] } },
+    { "type": "netpol", "objects": "$WORK/objects", "stateDir": "$WORK/netpol", "nodeName": "demo-node",
+      "podSubnets": ["10.88.78.0/24"] } ] }
+JSON
+cat > "$WORK/objects/shop.yaml" <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop }
+---
+apiVersion: v1
+kind: Pod
+metadata: { namespace: shop, name: frontend, labels: { app: frontend } }
+spec: { nodeName: demo-node, containers: [ { name: web, image: x } ] }
+---
+apiVersion: v1
+kind: Pod
+metadata: { namespace: shop, name: backend, labels: { app: backend } }
+spec: { nodeName: demo-node, containers: [ { name: api, image: x, ports: [ { name: http, containerPort: 8080 } ] } ] }
+---
+apiVersion: v1
+kind: Pod
+metadata: { namespace: shop, name: other, labels: { app: other } }
+spec: { nodeName: demo-node, containers: [ { name: tool, image: x } ] }
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { namespace: shop, name: default-deny }
+spec: { podSelector: {}, policyTypes: [ Ingress ] }
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { namespace: shop, name: frontend-to-backend }
+spec:
+  podSelector: { matchLabels: { app: backend } }
+  ingress:
+    - from: [ { podSelector: { matchLabels: { app: frontend } } } ]
+      ports: [ { port: http } ]
+YAML
+show cat "$WORK/objects/shop.yaml"
+POLICY_CONF="$WORK/host.d/20-policy.conflist"
+on_host tscni policy sync --conf "$POLICY_CONF"
+for pod in frontend backend other; do
+  mkns "${TAG}-$pod"
+  echo "cnitool add $POL_NET for shop/$pod"
+  CNI_CONTAINERID="${TAG}-$pod" CNI_ARGS="K8S_POD_NAMESPACE=shop;K8S_POD_NAME=$pod" host_cni add "$POL_NET" "/run/netns/${TAG}-$pod" | summary
+done
+BACKEND_IP=$(container_ip "${TAG}-backend")
+ip netns exec "${TAG}-backend" socat TCP-LISTEN:8080,reuseaddr,fork SYSTEM:"echo hello from the backend" &
+PIDS+=($!)
+timeout 5 bash -c "until ip netns exec ${TAG}-backend ss -Hltn 'sport = :8080' | grep -q LISTEN; do sleep 0.05; done"
+connect() { # FROM-POD: one TCP connect to the backend's port 8080, one line
+  if reply=$(ip netns exec "${TAG}-$1" socat -T 1 - "TCP:$BACKEND_IP:8080,connect-timeout=1" </dev/null 2>/dev/null) && [ -n "$reply" ]; then
+    echo "  shop/$1 -> shop/backend:8080: connected ($reply)"; return 0
+  fi
+  echo "  shop/$1 -> shop/backend:8080: no connection"; return 1
+}
+connect frontend
+! connect other
+echo "why: tscni policy explain"
+on_host tscni policy explain --conf "$POLICY_CONF" shop/frontend shop/backend 8080/tcp
+on_host tscni policy explain --conf "$POLICY_CONF" shop/other shop/backend 8080/tcp
+echo "the pods each policy selects:"
+on_host tscni policy ls --conf "$POLICY_CONF"
+for pod in frontend backend other; do
+  CNI_CONTAINERID="${TAG}-$pod" CNI_ARGS="K8S_POD_NAMESPACE=shop;K8S_POD_NAME=$pod" host_cni del "$POL_NET" "/run/netns/${TAG}-$pod"
+done
+ip netns exec "$HOST" nft delete table inet tscni_policy
+
+# ---------------------------------------------------------------------------------------------
 # overlay (vxlan): pods on three simulated nodes reach each other, peers from a file, then etcd
 # A node is a namespace with eth0 on an underlay bridge that lives in its own namespace; the plugin
 # runs inside the node's namespace, as a runtime on that node would run it.
