@@ -186,3 +186,49 @@ describe('the pre-registration guard closes the gap between bridge ADD and netpo
     expect(await connects(peer, second.ip)).toBe(false);
   }, 60_000);
 });
+
+/**
+ * A real flow of an address's previous owner: a long-lived connection from a prober to a pod, the
+ * pod deleted, a new pod ADDed with the same address and MAC into the default-deny namespace. The
+ * prober's socket keeps retransmitting on the old 5-tuple; were its conntrack entry still there it
+ * would count as established and reach the new pod. ADD flushed it: the packets still cross the
+ * node (a counter of the test's own on forward), none arrives in the new pod's namespace.
+ */
+describe('ADD flushes conntrack: no flow of a previous owner reaches the new pod', () => {
+  it('a long-lived connection to the address does not continue to its new owner', async () => {
+    const IP = '10.85.0.200';
+    const MAC = '02:00:0a:55:00:c8';
+    const node = new NetpolNode(s, { subnet: '10.85.0.0/24', nodeName: NODE });
+    node.write('cluster.yaml', objects());
+    const prober = await node.addPod('prober', 'p');
+    const oldNs = s.netns('o').name;
+    const echo = spawn('ip', ['netns', 'exec', oldNs, 'socat', 'TCP-LISTEN:9090,reuseaddr,fork', 'SYSTEM:cat'], { stdio: 'ignore' });
+    s.defer(() => echo.kill());
+    await listening(oldNs, 9090);
+    const old = { name: 'old', k8sNs: 'p', netns: oldNs, id: 'c-old', args: `IgnoreUnknown=1;IP=${IP};MAC=${MAC}` };
+    expect((await node.cni('add', old)).status).toBe(0);
+
+    const flow = spawn('ip', ['netns', 'exec', prober.netns, 'sh', '-c', `while :; do echo x; sleep 0.1; done | socat - TCP:${IP}:9090`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    s.defer(() => flow.kill());
+    let echoed = 0;
+    flow.stdout.on('data', (b: Buffer) => (echoed += b.length));
+    for (let i = 0; i < 100 && echoed < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(echoed).toBeGreaterThanOrEqual(3); // the flow is up and established
+    expect(sh(['ip', 'netns', 'exec', node.node, 'conntrack', '-L', '-p', 'tcp', '-d', IP, '--dport', '9090'])).toContain('ESTABLISHED');
+
+    const crossed = s.name('fwd');
+    sh(['ip', 'netns', 'exec', node.node, 'nft', '-f', '-'], `table inet ${crossed} {\n chain crossing {\n  type filter hook forward priority -500; policy accept;\n  ip saddr ${prober.ip} ip daddr ${IP} tcp dport 9090 counter\n }\n}\n`);
+    const crossedCount = () => Number(/counter packets (\d+)/.exec(sh(['ip', 'netns', 'exec', node.node, 'nft', 'list', 'chain', 'inet', crossed, 'crossing']))?.[1]);
+
+    expect((await node.cni('del', old)).status).toBe(0);
+    const newNs = s.netns('t').name;
+    const arrived = s.name('arr');
+    sh(['ip', 'netns', 'exec', newNs, 'nft', '-f', '-'], `table inet ${arrived} {\n chain pre {\n  type filter hook prerouting priority -500; policy accept;\n  ip saddr ${prober.ip} tcp dport 9090 counter\n }\n}\n`);
+    const added = await node.cni('add', { name: 'target', k8sNs: 'x', netns: newNs, id: 'c-new', args: `IgnoreUnknown=1;IP=${IP};MAC=${MAC}` });
+    expect(added.status, added.stderr).toBe(0);
+    const before = crossedCount();
+    for (let i = 0; i < 500 && crossedCount() < before + 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(crossedCount()).toBeGreaterThanOrEqual(before + 2); // the old flow kept sending after the ADD
+    expect(sh(['ip', 'netns', 'exec', newNs, 'nft', 'list', 'chain', 'inet', arrived, 'pre'])).toMatch(/counter packets 0 /);
+  }, 60_000);
+});
