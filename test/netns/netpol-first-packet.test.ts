@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonOrUndefined } from '../support/cni.ts';
-import { connects, listening, NetpolNode, serve } from '../support/netpol-node.ts';
+import { connects, listening, NetpolNode, serve, spawnIn } from '../support/netpol-node.ts';
 import { OUR_BIN, ROOT } from '../support/paths.ts';
 import { Scope, sh } from '../support/scope.ts';
 
@@ -56,11 +55,10 @@ function synCounter(netns: string, sources: string[]): () => Record<string, numb
 
 /** The prober (test/support/tcp-prober.mjs) in `netns`; mark() returns the period since the last mark. */
 function startProber(netns: string, ip: string) {
-  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, join(ROOT, 'test', 'support', 'tcp-prober.mjs'), ip, '8080'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  s.defer(() => child.kill());
+  const child = spawnIn(s, netns, [process.execPath, join(ROOT, 'test', 'support', 'tcp-prober.mjs'), ip, '8080'], ['pipe', 'pipe', 'inherit']);
   const waiting: ((r: { attempts: number; connected: number }) => void)[] = [];
   let buffered = '';
-  child.stdout.on('data', (b: Buffer) => {
+  child.stdout!.on('data', (b: Buffer) => {
     buffered += b;
     for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
       const line = buffered.slice(0, nl);
@@ -71,11 +69,11 @@ function startProber(netns: string, ip: string) {
   return {
     mark: () => new Promise<{ attempts: number; connected: number }>((resolve) => {
       waiting.push(resolve);
-      child.stdin.write('mark\n');
+      child.stdin!.write('mark\n');
     }),
     stop: () => new Promise<{ attempts: number; connected: number }>((resolve) => {
       waiting.push(resolve);
-      child.stdin.end();
+      child.stdin!.end();
     }),
   };
 }
@@ -202,16 +200,14 @@ describe('ADD flushes conntrack: no flow of a previous owner reaches the new pod
     node.write('cluster.yaml', objects());
     const prober = await node.addPod('prober', 'p');
     const oldNs = s.netns('o').name;
-    const echo = spawn('ip', ['netns', 'exec', oldNs, 'socat', 'TCP-LISTEN:9090,reuseaddr,fork', 'SYSTEM:cat'], { stdio: 'ignore' });
-    s.defer(() => echo.kill());
+    spawnIn(s, oldNs, ['socat', 'TCP-LISTEN:9090,reuseaddr,fork', 'SYSTEM:cat']);
     await listening(oldNs, 9090);
     const old = { name: 'old', k8sNs: 'p', netns: oldNs, id: 'c-old', args: `IgnoreUnknown=1;IP=${IP};MAC=${MAC}` };
     expect((await node.cni('add', old)).status).toBe(0);
 
-    const flow = spawn('ip', ['netns', 'exec', prober.netns, 'sh', '-c', `while :; do echo x; sleep 0.1; done | socat - TCP:${IP}:9090`], { stdio: ['ignore', 'pipe', 'ignore'] });
-    s.defer(() => flow.kill());
+    const flow = spawnIn(s, prober.netns, ['sh', '-c', `while :; do echo x; sleep 0.1; done | socat - TCP:${IP}:9090`], ['ignore', 'pipe', 'ignore']);
     let echoed = 0;
-    flow.stdout.on('data', (b: Buffer) => (echoed += b.length));
+    flow.stdout!.on('data', (b: Buffer) => (echoed += b.length));
     for (let i = 0; i < 100 && echoed < 3; i++) await new Promise((r) => setTimeout(r, 20));
     expect(echoed).toBeGreaterThanOrEqual(3); // the flow is up and established
     expect(sh(['ip', 'netns', 'exec', node.node, 'conntrack', '-L', '-p', 'tcp', '-d', IP, '--dport', '9090'])).toContain('ESTABLISHED');

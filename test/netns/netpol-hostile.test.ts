@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope } from '../support/scope.ts';
-import { connects, NetpolNode } from '../support/netpol-node.ts';
+import { connects, NetpolNode, spawnIn } from '../support/netpol-node.ts';
 
 /**
  * Hostile objects in the objects directory: each is dropped beside a working setup, `tscni policy
@@ -192,11 +191,10 @@ spec:
   });
 
   it('sync --watch logs a hostile object once, keeps enforcing, and still applies good changes', async () => {
-    const watcher = spawn('ip', ['netns', 'exec', node.node, join(OUR_BIN, 'tscni'), 'policy', 'sync', '--watch', '--conf', node.conflist], { stdio: ['ignore', 'ignore', 'pipe'] });
-    s.defer(() => watcher.kill());
+    const watcher = spawnIn(s, node.node, [join(OUR_BIN, 'tscni'), 'policy', 'sync', '--watch', '--conf', node.conflist], ['ignore', 'ignore', 'pipe']);
     let log = '';
     let raw = '';
-    watcher.stderr.on('data', (b: Buffer) => {
+    watcher.stderr!.on('data', (b: Buffer) => {
       raw += b;
       log = reasons(raw);
     });
@@ -216,6 +214,5 @@ spec:
     for (let i = 0; i < 50 && !m['b→a']; i++) m = await matrix();
     expect(m).toEqual({ ...BASELINE, 'b→a': true });
     expect(log.match(/networkpolicy x\/watch-bad/g)).toHaveLength(1);
-    watcher.kill();
   });
 });

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jsonOrUndefined, writeConflist } from './cni.ts';
@@ -101,10 +101,25 @@ export class NetpolNode {
   }
 }
 
+/**
+ * argv in `netns` as a process group of its own, killed whole with the Scope: `ip netns exec` may
+ * fork, and socat's per-connection children and shell pipelines outlive a kill of the first pid.
+ */
+export function spawnIn(s: Scope, netns: string, argv: readonly string[], stdio: StdioOptions = 'ignore'): ChildProcess {
+  const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio, detached: true });
+  s.defer(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  return child;
+}
+
 /** A TCP server on `port` in `netns` answering "ok"; it listens before any interface exists. */
 export function serve(s: Scope, netns: string, port: number): void {
-  const server = spawn('ip', ['netns', 'exec', netns, 'socat', `TCP-LISTEN:${port},reuseaddr,fork`, 'SYSTEM:echo ok'], { stdio: 'ignore' });
-  s.defer(() => server.kill());
+  spawnIn(s, netns, ['socat', `TCP-LISTEN:${port},reuseaddr,fork`, 'SYSTEM:echo ok']);
 }
 
 /** One TCP connect from a namespace to ip:port with a 1 s timeout; true when the server answered. */
