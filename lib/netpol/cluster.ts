@@ -7,7 +7,7 @@ import { validateObject, type ClusterObject, type Labels, type Namespace, type N
  *   interface Cluster { namespaces, pods, policies }   maps keyed by name / `namespace/name`
  *   emptyCluster(): Cluster
  *   buildCluster(objects): Cluster                   validated objects in, later duplicates win
- *   loadCluster(raws): { cluster, rejected, warnings } raw manifests in, each validated alone
+ *   loadCluster(raws): { cluster, rejected, warnings } raw manifests in, each validated alone, duplicates refused
  *   withObject(cluster, object) / withoutObject(cluster, kind, key): Cluster   copies with one change
  *   objectKey(object): string                        `x` for a namespace, `x/a` otherwise
  *   namespaceLabels(cluster, namespace): Labels
@@ -31,19 +31,30 @@ export function buildCluster(objects: Iterable<ClusterObject>): Cluster {
   return cluster;
 }
 
-/** Validates each raw object on its own: a bad one is listed in `rejected` and leaves the others. */
+/**
+ * Validates each raw object on its own: a bad one is listed in `rejected` and leaves the others.
+ * A second valid object of one kind and key is refused too and the first one read is kept: a
+ * manifest dropped beside the others must not silently replace (and so weaken) a policy in force.
+ */
 export function loadCluster(raws: Iterable<unknown>): { cluster: Cluster; rejected: string[]; warnings: string[] } {
   const objects: ClusterObject[] = [];
   const rejected: string[] = [];
   const warnings: string[] = [];
+  const seen = new Set<string>();
   for (const raw of raws) {
     const v = validateObject(raw);
-    if (v.ok) {
-      objects.push(v.object);
-      warnings.push(...v.warnings);
-    } else {
+    if (!v.ok) {
       rejected.push(v.reason);
+      continue;
     }
+    const who = `${v.object.kind.toLowerCase()} ${objectKey(v.object)}`;
+    if (seen.has(who)) {
+      rejected.push(`${who}: duplicate name: a ${v.object.kind} of this name was read before; that one is kept`);
+      continue;
+    }
+    seen.add(who);
+    objects.push(v.object);
+    warnings.push(...v.warnings);
   }
   return { cluster: buildCluster(objects), rejected, warnings };
 }

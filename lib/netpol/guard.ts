@@ -14,8 +14,10 @@ import { elementKey, guardedSet, registeredSet, type ElementChange, type NftSet,
  *
  * Guard: a bridge ADD creates the pod's interface before the netpol ADD registers it. Until then
  * nothing may reach or leave an address of this node's pod subnets (`guarded`) that is not
- * `registered`: the base chains drop it (after established flows and ICMPv6 ND). The plugin adds
- * the pod to `registered` in the same transaction as its policy memberships.
+ * `registered`: the base chains drop it, after ICMPv6 ND but BEFORE `ct state established`: a flow
+ * of the address's previous owner still has its conntrack entry until netpol's ADD flushes it, and
+ * must not reach the new pod in between. The plugin flushes, then adds the pod to `registered` in
+ * the same transaction as its policy memberships.
  */
 export function withGuard(rs: Ruleset, input: { guarded: readonly string[]; registered: readonly string[] }): Ruleset {
   const sets: NftSet[] = [];
@@ -37,9 +39,8 @@ export function withGuard(rs: Ruleset, input: { guarded: readonly string[]; regi
         verdict: { kind: 'drop' },
       }),
     );
-    const at = c.rules.findIndex((r) => r.verdict.kind === 'vmap');
-    const split = at < 0 ? c.rules.length : at;
-    return { ...c, rules: [...c.rules.slice(0, split), ...guard, ...c.rules.slice(split)] };
+    const nd = c.rules.filter((r) => r.matches.some((m) => m.kind === 'icmpv6-nd'));
+    return { ...c, rules: [...nd, ...guard, ...c.rules.filter((r) => !nd.includes(r))] };
   });
   return { sets: [...rs.sets, ...sets].sort((a, b) => cmp(a.name, b.name)), chains };
 }

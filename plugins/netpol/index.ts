@@ -147,8 +147,13 @@ export default definePlugin({
       const guard = guardChanges(applied, reg);
       const adds = [...wanted.filter((e) => !have.has(key(e))), ...guard.adds];
       const deletes = [...elementsOfAddresses(applied, addresses(reg)).filter((e) => !want.has(key(e))), ...guard.deletes];
-      await applyElements(ctx, conf, applied, adds, deletes);
+      // Flush first: until the transaction registers the pod, the guard drops its packets, so no
+      // entry of a previous owner's flow survives into the pod's life. An address some registration
+      // still held was not guarded: flush again once the pod's own sets judge it.
+      const heldBefore = [...have].some((e) => e.startsWith(`${registeredSet(4)} `) || e.startsWith(`${registeredSet(6)} `));
       await flushConntrack(ctx.exec, ctx.log, addresses(reg));
+      await applyElements(ctx, conf, applied, adds, deletes);
+      if (heldBefore) await flushConntrack(ctx.exec, ctx.log, addresses(reg));
     } finally {
       lock.release();
     }

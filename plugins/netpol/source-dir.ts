@@ -56,11 +56,16 @@ function readDirectory(dir: string): { objects: unknown[]; errors: string[] } {
       }
       const value: unknown = doc.toJS({ maxAliasCount: 100 });
       if (value === null || value === undefined) return;
-      objects.push(...unpackList(value));
+      unpackList(value).forEach((o, j) => {
+        if (isMapping(o)) objects.push(o);
+        else errors.push(`${name}: document ${i + 1}${o === value ? '' : `: items[${j}]`}: not an object (a manifest is a mapping with kind and metadata)`);
+      });
     });
   }
   return { objects, errors };
 }
+
+const isMapping = (v: unknown): v is object => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** `kind: List` (and `PodList`, …) holds its objects in `items`. */
 function unpackList(value: unknown): unknown[] {

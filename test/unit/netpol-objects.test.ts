@@ -118,6 +118,14 @@ describe('loadCluster', () => {
     expect([...cluster.policies.keys()]).toEqual(['x/good']);
     expect(rejected).toEqual(['networkpolicy x/bad: spec.policyTypes[0]: "Bad" is not Ingress or Egress', 'object: not a JSON object']);
   });
+  it('refuses a second object of one kind and name; the first one read stays', () => {
+    const first = np({ podSelector: {} }, { namespace: 'x', name: 'p' });
+    const wider = np({ podSelector: {}, ingress: [{}] }, { namespace: 'x', name: 'p' });
+    const { cluster, rejected } = loadCluster([first, wider, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'p' } }]);
+    expect(cluster.policies.get('x/p')?.ingress).toEqual([]);
+    expect(cluster.namespaces.has('p')).toBe(true); // another kind, same name: no duplicate
+    expect(rejected).toEqual(['networkpolicy x/p: duplicate name: a NetworkPolicy of this name was read before; that one is kept']);
+  });
 });
 
 describe('matchesSelector', () => {
