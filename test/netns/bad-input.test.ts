@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ipJson } from '../support/kernel.ts';
 import { OUR_BIN } from '../support/paths.ts';
-import { runInGroup } from '../support/process-group.ts';
+import { groupMembers, runInGroup } from '../support/process-group.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
 
 /**
@@ -336,7 +336,9 @@ describe('hostile input (issue 13): decoding, names, keys, paths, file system, s
     const base: Env = { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `${s.prefix}-ctr`, CNI_NETNS: ctr.path, CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN, ...env };
     const clean = Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined)) as Record<string, string>;
     const input = typeof stdin === 'string' || Buffer.isBuffer(stdin) ? stdin : JSON.stringify(stdin);
-    const r = spawnSync('nsenter', [`--net=${host.path}`, join(OUR_BIN, plugin)], { env: clean, input, encoding: 'utf8', maxBuffer: mb(1) });
+    // setsid execs in place: the plugin leads its own process group, which must be empty once it exits
+    const r = spawnSync('setsid', ['nsenter', `--net=${host.path}`, join(OUR_BIN, plugin)], { env: clean, input, encoding: 'utf8', maxBuffer: mb(1) });
+    expect(groupMembers(r.pid), 'no process of the plugin outlives it').toEqual([]);
     let json: any;
     try {
       json = JSON.parse(r.stdout);
