@@ -245,6 +245,26 @@ describe('vxlan dual-stack overlay (file peers)', () => {
     expect(pings(pods[0]!.ns, pods[1]!.v4!, ['-M', 'do', '-s', '1403'])).toBe(false);
   });
 
+  it('ipMasq masquerades IPv6 pod traffic leaving the IPv6 cluster network only; teardown removes both families\' rules', () => {
+    const c = new Cluster(s, 4, (i) => ({ network: NET4, subnet: sub4(i), network6: NET6, subnet6: sub6(i), peersFile: c.peersFile, ipMasq: true, isDefaultGateway: true }));
+    const nodes = [1, 2].map((i) => c.addNode(i));
+    // the node reaches the underlay by IPv6 too (its VTEP stays on the IPv4 address)
+    for (const n of nodes) sh(['ip', '-n', n.ns, 'addr', 'add', `${u6(n.i)}/64`, 'dev', 'eth0', 'nodad']);
+    c.writePeers(nodes.map((n) => ({ subnet: sub4(n.i), subnet6: sub6(n.i), ip: u4(n.i) })));
+    const [a, b] = nodes.map((n) => c.addPod(n));
+    const masqueraded = () => {
+      const out = inNode(nodes[0]!, ['ip6tables', '-t', 'nat', '-L', 'TSCNI-VXLAN-tscni.1', '-v', '-x', '-n']).stdout;
+      return Number(out.split('\n').find((l) => l.includes('MASQUERADE'))!.trim().split(/\s+/)[0]);
+    };
+    expect(pings(a!.ns, b!.v6!, ['-6'])).toBe(true);
+    expect(masqueraded()).toBe(0);
+    // the underlay has no route back to the pods: only masquerading gets a reply
+    expect(pings(a!.ns, 'fd00:100::fe', ['-6'])).toBe(true);
+    expect(masqueraded()).toBeGreaterThan(0);
+    expect(tscni(nodes[0]!, 'vxlan', 'teardown', '--conf', nodes[0]!.confFile).status).toBe(0);
+    for (const save of ['iptables-save', 'ip6tables-save']) expect(inNode(nodes[0]!, [save, '-t', 'nat']).stdout).not.toContain('TSCNI-VXLAN');
+  });
+
   it('an IPv6-only cluster network: pods get one IPv6 address; bad IPv6 peers are rejected one by one', async () => {
     const c = new Cluster(s, 4, (i) => ({ network6: NET6, subnet6: sub6(i), peersFile: c.peersFile }));
     const nodes = [1, 2, 3].map((i) => c.addNode(i));
