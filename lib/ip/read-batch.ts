@@ -8,6 +8,8 @@ export interface ReadBatchOptions {
   netns?: string;
   /** Add -d (details: link kinds, peers, tbf options). */
   details?: boolean;
+  /** `-6`: a batch line cannot choose the family, and `route show` reads IPv4 without it. */
+  family?: 6;
 }
 
 /**
@@ -18,7 +20,7 @@ export interface ReadBatchOptions {
 export async function readBatch(exec: Exec, lines: readonly string[], options: ReadBatchOptions = {}): Promise<unknown[][]> {
   if (lines.length === 0) return [];
   const tool = options.tool ?? 'ip';
-  const argv = [...toolArgv(tool, options.netns), ...(options.details ? ['-d'] : []), '-json', '-force', '-batch', '-'];
+  const argv = [...toolArgv(tool, options.netns), ...(options.details ? ['-d'] : []), ...(options.family === 6 ? ['-6'] : []), '-json', '-force', '-batch', '-'];
   const out = await exec.runAsync(argv, { input: lines.join('\n') + '\n', allowFailure: true });
   return parseReadBatch(tool, lines, out);
 }

@@ -14,9 +14,17 @@ export interface DeviceSpec {
   underlay: string;
   mac: string;
   mtu: number;
-  /** The VTEP address, `/32` (flannel's layout: the subnet's network address). */
-  vtep: string;
+  /** The VTEP address, `/32` (flannel's layout: the IPv4 subnet's network address), with an IPv4 cluster network. */
+  vtep?: string | undefined;
+  /** The IPv6 VTEP address, `/128` (the IPv6 subnet's network address), with an IPv6 cluster network. */
+  vtep6?: string | undefined;
 }
+
+/** The device's VTEP addresses as `ip addr` lines take them; `nodad`: no DAD delay before it can be a source. */
+const vtepAddrs = (spec: DeviceSpec) => [
+  ...(spec.vtep ? [{ family: 'inet', local: spec.vtep, prefixlen: 32, extra: [] as string[] }] : []),
+  ...(spec.vtep6 ? [{ family: 'inet6', local: spec.vtep6, prefixlen: 128, extra: ['nodad'] }] : []),
+];
 
 export interface Underlay {
   dev: string;
@@ -58,7 +66,7 @@ export function resolveUnderlay(want: { underlay?: string | undefined; localIP?:
 export function planDevice(spec: DeviceSpec, current: IpLink | undefined): { lines: string[]; recreate?: string } {
   const create = [
     batchLine('link', 'add', spec.name, 'address', spec.mac, 'mtu', spec.mtu, 'type', 'vxlan', 'id', spec.vni, 'local', spec.local, 'dev', spec.underlay, 'dstport', spec.port, 'nolearning'),
-    batchLine('addr', 'replace', `${spec.vtep}/32`, 'dev', spec.name),
+    ...vtepAddrs(spec).map((a) => batchLine('addr', 'replace', `${a.local}/${a.prefixlen}`, 'dev', spec.name, ...a.extra)),
     batchLine('link', 'set', spec.name, 'up'),
   ];
   if (!current) return { lines: create };
@@ -76,9 +84,11 @@ export function planDevice(spec: DeviceSpec, current: IpLink | undefined): { lin
   const lines: string[] = [];
   if (current.address !== spec.mac) lines.push(batchLine('link', 'set', spec.name, 'address', spec.mac));
   if (current.mtu !== spec.mtu) lines.push(batchLine('link', 'set', spec.name, 'mtu', spec.mtu));
-  const v4 = (current.addr_info ?? []).filter((a) => a.family === 'inet');
-  for (const a of v4) if (a.local !== spec.vtep || a.prefixlen !== 32) lines.push(batchLine('addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', spec.name));
-  if (!v4.some((a) => a.local === spec.vtep && a.prefixlen === 32)) lines.push(batchLine('addr', 'replace', `${spec.vtep}/32`, 'dev', spec.name));
+  const want = vtepAddrs(spec);
+  // the kernel's own link-local IPv6 address stays
+  const held = (current.addr_info ?? []).filter((a) => a.family === 'inet' || (a.family === 'inet6' && a.scope !== 'link'));
+  for (const a of held) if (!want.some((w) => w.local === a.local && w.prefixlen === a.prefixlen)) lines.push(batchLine('addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', spec.name));
+  for (const w of want) if (!held.some((a) => a.local === w.local && a.prefixlen === w.prefixlen)) lines.push(batchLine('addr', 'replace', `${w.local}/${w.prefixlen}`, 'dev', spec.name, ...w.extra));
   if (!current.flags.includes('UP')) lines.push(batchLine('link', 'set', spec.name, 'up'));
   return { lines };
 }

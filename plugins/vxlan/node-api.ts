@@ -19,7 +19,8 @@ export { parseVxlanConf, type Conf } from './conf.ts';
 export type { Env as NodeEnv, ReconcileSummary } from './node.ts';
 
 export interface SyncReport extends ReconcileSummary {
-  subnet: string;
+  subnet?: string;
+  subnet6?: string;
   device: string;
   mtu: number;
 }
@@ -30,7 +31,8 @@ export interface SyncReport extends ReconcileSummary {
  */
 export async function reconcileOnce(env: Env, conf: Conf, options: { full: boolean }): Promise<SyncReport> {
   const { node, summary } = await ensureNode(env, conf, { mode: options.full ? 'full' : 'sync' });
-  return { subnet: formatCidr(node.subnet), device: conf.device, mtu: node.mtu, ...summary };
+  const { v4, v6 } = node.subnets;
+  return { ...(v4 ? { subnet: formatCidr(v4) } : {}), ...(v6 ? { subnet6: formatCidr(v6) } : {}), device: conf.device, mtu: node.mtu, ...summary };
 }
 
 /** Keeps the node reconciled (`tscni vxlan sync --watch`) until its signal aborts. */
@@ -45,10 +47,11 @@ export interface TeardownReport {
 /** Removes the device, the bridge, the masquerade rules, the state and the etcd lease. */
 export async function teardown(env: Env, conf: Conf): Promise<TeardownReport> {
   const state = readState(conf.stateDir, conf.device);
+  const subnets = { v4: state?.subnet === undefined ? undefined : parseSubnet(state.subnet), v6: state?.subnet6 === undefined ? undefined : parseSubnet(state.subnet6) };
   if (conf.source.kind === 'etcd' && state) {
     const client = etcdClient(conf.source.etcd);
     try {
-      await releaseLease(client, conf.source.etcd, parseSubnet(state.subnet)!, state.ip, state.leaseId);
+      await releaseLease(client, conf.source.etcd, subnets, state.ip, state.leaseId);
     } catch (err) {
       env.log.warn('could not release the etcd lease; it expires with its TTL', { error: (err as Error).message });
     } finally {

@@ -2,23 +2,23 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.ts';
 import type { Logger } from '../../lib/cni/log.ts';
 import type { Exec } from '../../lib/exec.ts';
 import type { EtcdClient } from '../../lib/etcd/client.ts';
-import { formatCidr, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
-import type { Conf } from './conf.ts';
+import { podFamilies, subnetsText, type Conf, type NodeSubnets } from './conf.ts';
 import { overhead, planDevice, resolveUnderlay, type DeviceSpec, type Underlay } from './device.ts';
 import { acquireLease, etcdClient, etcdPeerInputs } from './etcd-registry.ts';
 import { applyNode, createNode, disableTxChecksum, ensureIpForward, type NodeLinks, type NodeObservation } from './kernel.ts';
 import { validatePeers, vtepIp, vtepMac, type Peer, type PeerInput, type Self } from './peers.ts';
 import { planPeerChanges, planPeers, type PeerState } from './reconcile.ts';
 import { localPeers, type LocalPeers } from './sources.ts';
-import { forgetApplied, readState } from './state.ts';
+import { forgetApplied, readState, stateSubnets } from './state.ts';
 
-/** What a verb needs from the node: its identity on the underlay and its pod subnet. */
+/** What a verb needs from the node: its identity on the underlay and its pod subnets. */
 export interface LocalNode {
   underlay: Underlay;
   mac: string;
   /** The pod MTU: the device's, so a full-size pod packet fits one underlay packet. */
   mtu: number;
-  subnet: Cidr;
+  /** One per cluster network of the config; both ride the one device. */
+  subnets: NodeSubnets;
   leaseId?: string | undefined;
 }
 
@@ -43,7 +43,7 @@ export interface ReconcileSummary {
 }
 
 export function deviceSpec(conf: Conf, node: LocalNode): DeviceSpec {
-  return { name: conf.device, vni: conf.vni, port: conf.port, local: node.underlay.ip, underlay: node.underlay.dev, mac: node.mac, mtu: node.mtu, vtep: vtepIp(node.subnet) };
+  return { name: conf.device, vni: conf.vni, port: conf.port, local: node.underlay.ip, underlay: node.underlay.dev, mac: node.mac, mtu: node.mtu, vtep: node.subnets.v4 && vtepIp(node.subnets.v4), vtep6: node.subnets.v6 && vtepIp(node.subnets.v6) };
 }
 
 export function localIdentity(conf: Conf, obs: NodeLinks): Pick<LocalNode, 'underlay' | 'mac' | 'mtu'> {
@@ -52,18 +52,19 @@ export function localIdentity(conf: Conf, obs: NodeLinks): Pick<LocalNode, 'unde
 }
 
 /**
- * This node's subnet and the peer entries, from the configured source. An etcd that cannot be
+ * This node's subnets and the peer entries, from the configured source. An etcd that cannot be
  * reached is not fatal once the node has a subnet: the pods still get attached and the existing
  * routes stay; only a node that never had a subnet must wait (code 11).
  */
-export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<LocalNode, 'underlay' | 'mac'>, client?: EtcdClient, local?: LocalPeers): Promise<{ subnet: Cidr; leaseId?: string; inputs?: PeerInput[]; skipped?: string }> {
+export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<LocalNode, 'underlay' | 'mac'>, client?: EtcdClient, local?: LocalPeers): Promise<{ subnets: NodeSubnets; leaseId?: string; inputs?: PeerInput[]; skipped?: string }> {
   const source = conf.source;
   if (source.kind !== 'etcd') {
-    const subnet = conf.subnet!;
+    const subnets = { v4: conf.subnet, v6: conf.subnet6 };
     const read = local ?? localPeers(source);
-    return 'error' in read ? { subnet, skipped: read.error } : { subnet, inputs: read.inputs };
+    return 'error' in read ? { subnets, skipped: read.error } : { subnets, inputs: read.inputs };
   }
   const state = readState(conf.stateDir, conf.device);
+  const known = stateSubnets(state, conf);
   const own = client ?? etcdClient(source.etcd);
   try {
     const lease = await acquireLease(
@@ -72,8 +73,10 @@ export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<Local
       {
         network: conf.network,
         subnetLen: conf.subnetLen,
-        fixed: conf.subnet,
-        previous: state && state.ip === id.underlay.ip ? parseSubnet(state.subnet) : undefined,
+        network6: conf.network6,
+        subnetLen6: conf.subnetLen6,
+        fixed: { v4: conf.subnet, v6: conf.subnet6 },
+        previous: state && state.ip === id.underlay.ip ? known : undefined,
         previousLease: state?.leaseId,
         ip: id.underlay.ip,
         vni: conf.vni,
@@ -81,14 +84,15 @@ export async function resolveSubnetAndPeers(env: Env, conf: Conf, id: Pick<Local
       },
       env.log,
     );
-    return { subnet: lease.subnet, leaseId: lease.leaseId, inputs: etcdPeerInputs(source.etcd, lease.kvs, conf.vni) };
+    return { subnets: lease.subnets, leaseId: lease.leaseId, inputs: etcdPeerInputs(source.etcd, lease.kvs, conf.vni) };
   } catch (err) {
-    const known = conf.subnet ?? (state && parseSubnet(state.subnet));
-    if (err instanceof CniError || !known) {
+    const fixed = (!conf.network || conf.subnet) && (!conf.network6 || conf.subnet6) ? { v4: conf.subnet, v6: conf.subnet6 } : undefined;
+    const have = fixed ?? known;
+    if (err instanceof CniError || !have) {
       if (err instanceof CniError) throw err;
       throw new CniError(ErrorCode.tryAgainLater, `cannot lease a subnet: ${(err as Error).message}`);
     }
-    return { subnet: known, ...(state?.leaseId ? { leaseId: state.leaseId } : {}), skipped: `etcd: ${(err as Error).message}` };
+    return { subnets: have, ...(state?.leaseId ? { leaseId: state.leaseId } : {}), skipped: `etcd: ${(err as Error).message}` };
   } finally {
     if (!client) own.close();
   }
@@ -128,7 +132,7 @@ export async function reconcileNode(env: Env, conf: Conf, obs: NodeObservation, 
   } else {
     summary.peersSkipped = 'no peer data';
   }
-  ensureIpForward();
+  ensureIpForward(podFamilies(conf), node.underlay.dev);
   const ipLines = [...device.lines, ...peerLines.ip];
   if (ipLines.length || peerLines.bridge.length) forgetApplied(conf.stateDir, conf.device);
   let ifindex = current?.ifindex;
@@ -144,14 +148,16 @@ export async function reconcileNode(env: Env, conf: Conf, obs: NodeObservation, 
 /** A device that does not exist holds no entries. */
 export const NO_PEERS: PeerState = { routes: [], neighs: [], fdb: [] };
 
+export const selfOf = (node: Pick<LocalNode, 'subnets' | 'underlay'>): Self => ({ subnet: node.subnets.v4, subnet6: node.subnets.v6, ip: node.underlay.ip });
+
 /** Validations by input list, so one made ahead (see writer.ts) is not made again. */
 const validated = new WeakMap<readonly PeerInput[], { self: string; result: ReturnType<typeof validatePeers> }>();
 
 export function validateFor(conf: Conf, self: Self, inputs: readonly PeerInput[]): ReturnType<typeof validatePeers> {
-  const key = `${formatCidr(self.subnet)} ${self.ip}`;
+  const key = `${subnetsText({ v4: self.subnet, v6: self.subnet6 })} ${self.ip}`;
   const known = validated.get(inputs);
   if (known?.self === key) return known.result;
-  const result = validatePeers(inputs, self, conf.network, conf.vni);
+  const result = validatePeers(inputs, self, conf, conf.vni);
   validated.set(inputs, { self: key, result });
   return result;
 }
@@ -164,7 +170,7 @@ export function validateFor(conf: Conf, self: Self, inputs: readonly PeerInput[]
 let reported = new Map<string, string>();
 
 function acceptedPeers(env: Env, conf: Conf, node: LocalNode, inputs: readonly PeerInput[]): Peer[] {
-  const { peers, rejected } = validateFor(conf, { subnet: node.subnet, ip: node.underlay.ip }, inputs);
+  const { peers, rejected } = validateFor(conf, selfOf(node), inputs);
   const now = new Map(rejected.map((r) => [r.origin, r.reason]));
   for (const [origin, reason] of now) if (reported.get(origin) !== reason) env.log.error('rejected peer', { origin, reason });
   reported = now;

@@ -1,5 +1,5 @@
 import { batchLine } from '../../lib/ip/ip.ts';
-import type { Peer } from './peers.ts';
+import { peerKey, type Peer } from './peers.ts';
 
 /** What the kernel holds on the VXLAN device, as `ip -json` and `bridge -json fdb` print it. */
 export interface IpRoute {
@@ -38,7 +38,8 @@ export interface PeerPlan {
   removed: number;
 }
 
-const isV4 = (s: string) => !s.includes(':');
+/** Neighbours the kernel makes itself on an IPv6 device (link-local, multicast): not ours. */
+const kernelNeigh = (dst: string) => /^(fe[89ab][0-9a-f]|ff[0-9a-f]{2}):/i.test(dst);
 
 /** Several remotes for one MAC (an old `append`): `replace` only swaps the first, so they are cleared. */
 const SEVERAL = Symbol('several remotes');
@@ -56,12 +57,12 @@ interface Held {
   fdb: Map<string, string | undefined | typeof SEVERAL>;
 }
 
-/** The entries of `device` in what the kernel printed (routes it made itself and IPv6 neighbours are not ours). */
+/** The entries of `device` in what the kernel printed (routes it made itself and link-local or multicast neighbours are not ours). */
 function heldInKernel(device: string, current: PeerState): Held {
   const onDevice = (d: string | undefined) => d === undefined || d === device;
   const held: Held = { routes: new Map(), neighs: new Map(), fdb: new Map() };
   for (const r of current.routes) if (r.gateway && onDevice(r.dev) && r.protocol !== 'kernel') held.routes.set(r.dst, r.flags?.includes('onlink') ? r.gateway : undefined);
-  for (const n of current.neighs) if (isV4(n.dst) && onDevice(n.dev)) held.neighs.set(n.dst, n.state?.includes('PERMANENT') ? n.lladdr : undefined);
+  for (const n of current.neighs) if (!kernelNeigh(n.dst) && onDevice(n.dev)) held.neighs.set(n.dst, n.state?.includes('PERMANENT') ? n.lladdr : undefined);
   for (const f of current.fdb) {
     if (!onDevice(f.ifname) || !f.flags?.includes('self') || !f.dst) continue;
     held.fdb.set(f.mac, held.fdb.has(f.mac) ? SEVERAL : f.state === 'permanent' ? f.dst : undefined);
@@ -69,12 +70,22 @@ function heldInKernel(device: string, current: PeerState): Held {
   return held;
 }
 
+/** A peer's (subnet, VTEP) pairs: IPv4, IPv6 or both; one route and one neighbour each. */
+function families(p: Peer): [string, string][] {
+  const out: [string, string][] = [];
+  if (p.subnet !== undefined && p.vtep !== undefined) out.push([p.subnet, p.vtep]);
+  if (p.subnet6 !== undefined && p.vtep6 !== undefined) out.push([p.subnet6, p.vtep6]);
+  return out;
+}
+
 /** The entries a plan for `peers` leaves on the device (peers as `validatePeers` accepted them: no duplicates). */
 function heldAfter(peers: Iterable<Peer>): Held {
   const held: Held = { routes: new Map(), neighs: new Map(), fdb: new Map() };
   for (const p of peers) {
-    held.routes.set(p.subnet, p.vtep);
-    held.neighs.set(p.vtep, p.mac);
+    for (const [subnet, vtep] of families(p)) {
+      held.routes.set(subnet, vtep);
+      held.neighs.set(vtep, p.mac);
+    }
     held.fdb.set(p.mac, p.ip);
   }
   return held;
@@ -99,11 +110,11 @@ export function planPeers(device: string, peers: readonly Peer[], current: PeerS
  */
 export function planPeerChanges(device: string, before: readonly Peer[], peers: readonly Peer[]): PeerPlan {
   const was = new Map<string, Peer>();
-  for (const p of before) was.set(p.subnet, p);
+  for (const p of before) was.set(peerKey(p), p);
   const changed: Peer[] = [];
   for (const p of peers) {
-    const w = was.get(p.subnet);
-    if (w && w.ip === p.ip && w.mac === p.mac && w.vtep === p.vtep) was.delete(p.subnet);
+    const w = was.get(peerKey(p));
+    if (w && w.ip === p.ip && w.mac === p.mac && w.subnet === p.subnet && w.vtep === p.vtep && w.subnet6 === p.subnet6 && w.vtep6 === p.vtep6) was.delete(peerKey(p));
     else changed.push(p);
   }
   return planAgainst(device, changed, heldAfter(was.values()));
@@ -117,16 +128,18 @@ function planAgainst(device: string, peers: readonly Peer[], { routes, neighs, f
   // what is left in the maps after this loop belongs to no peer
   for (const p of peers) {
     let differs = false;
-    if (neighs.get(p.vtep) !== p.mac) {
-      ipAdd.push(`neigh replace ${p.vtep} lladdr ${p.mac} dev ${dev} nud permanent`);
-      differs = true;
+    for (const [subnet, vtep] of families(p)) {
+      if (neighs.get(vtep) !== p.mac) {
+        ipAdd.push(`neigh replace ${vtep} lladdr ${p.mac} dev ${dev} nud permanent`);
+        differs = true;
+      }
+      neighs.delete(vtep);
+      if (routes.get(subnet) !== vtep) {
+        ipAdd.push(`route replace ${subnet} via ${vtep} dev ${dev} onlink`);
+        differs = true;
+      }
+      routes.delete(subnet);
     }
-    neighs.delete(p.vtep);
-    if (routes.get(p.subnet) !== p.vtep) {
-      ipAdd.push(`route replace ${p.subnet} via ${p.vtep} dev ${dev} onlink`);
-      differs = true;
-    }
-    routes.delete(p.subnet);
     const remote = fdb.get(p.mac);
     if (remote !== p.ip) {
       if (remote === SEVERAL) bridgeAdd.push(`fdb del ${p.mac} dev ${dev} self`);

@@ -3,11 +3,15 @@ import { join } from 'node:path';
 import { digest } from '../../lib/digest.ts';
 import { writeFileAtomic } from '../../lib/store/atomic-file.ts';
 import { lockFile } from '../../lib/store/file-lock.ts';
+import { parseSubnet } from '../../lib/net/ip.ts';
+import type { NodeSubnets } from './conf.ts';
 import type { Peer } from './peers.ts';
 
 /** What a node remembers between invocations: its subnet (and etcd lease), MAC and underlay address. */
 export interface NodeState {
-  subnet: string;
+  /** IPv4 and IPv6 pod subnets, each when its cluster network is configured (at least one). */
+  subnet?: string;
+  subnet6?: string;
   ip: string;
   mac: string;
   leaseId?: string;
@@ -32,11 +36,20 @@ const appliedFile = (stateDir: string, device: string) => join(stateDir, `${devi
 export function readState(stateDir: string, device: string): NodeState | undefined {
   try {
     const v = JSON.parse(readFileSync(stateFile(stateDir, device), 'utf8')) as Partial<NodeState>;
-    if (typeof v.subnet !== 'string' || typeof v.ip !== 'string' || typeof v.mac !== 'string') return undefined;
-    return { subnet: v.subnet, ip: v.ip, mac: v.mac, ...(typeof v.leaseId === 'string' ? { leaseId: v.leaseId } : {}) };
+    const subnets = { ...(typeof v.subnet === 'string' ? { subnet: v.subnet } : {}), ...(typeof v.subnet6 === 'string' ? { subnet6: v.subnet6 } : {}) };
+    if ((!subnets.subnet && !subnets.subnet6) || typeof v.ip !== 'string' || typeof v.mac !== 'string') return undefined;
+    return { ...subnets, ip: v.ip, mac: v.mac, ...(typeof v.leaseId === 'string' ? { leaseId: v.leaseId } : {}) };
   } catch {
     return undefined;
   }
+}
+
+/** The state's subnets, each only when the config has its family's network (a family dropped from the config is forgotten). */
+export function stateSubnets(state: NodeState | undefined, families: { network: unknown; network6: unknown }): NodeSubnets | undefined {
+  if (!state) return undefined;
+  const v4 = families.network && state.subnet !== undefined ? parseSubnet(state.subnet) : undefined;
+  const v6 = families.network6 && state.subnet6 !== undefined ? parseSubnet(state.subnet6) : undefined;
+  return (!families.network || v4) && (!families.network6 || v6) ? { v4, v6 } : undefined;
 }
 
 export function writeState(stateDir: string, device: string, state: NodeState): void {

@@ -1,12 +1,12 @@
 import { digest } from '../../lib/digest.ts';
 import type { EtcdClient } from '../../lib/etcd/client.ts';
 import { formatCidr } from '../../lib/net/ip.ts';
-import type { Conf } from './conf.ts';
+import { podFamilies, subnetsText, type Conf } from './conf.ts';
 import { decideEntry, decideReconcile, decideRecord, type LockHold, type NodeFacts, type ReconcileMode, type ReconcilePlan } from './decide.ts';
 import { planDevice } from './device.ts';
 import { ipForwardOn, observeLinks, observeNode, observePeerState, type NodeLinks, type NodeObservation } from './kernel.ts';
 import { lockDevice, type DeviceLock } from '../../lib/store/file-lock.ts';
-import { ensureMasq } from './masq.ts';
+import { ensureMasq, type MasqFamily } from './masq.ts';
 import { applyPeerChanges, deviceSpec, localIdentity, NO_PEERS, reconcileNode, resolveSubnetAndPeers, validateFor, type Applied, type Env, type LocalNode, type Reconciled, type ReconcileSummary } from './node.ts';
 import type { PeerInput } from './peers.ts';
 import { localPeers } from './sources.ts';
@@ -31,7 +31,7 @@ export interface NodeOutcome {
  * an equal reconcile outcome, so an ADD may skip it.
  */
 export function peersDigest(conf: Conf, node: LocalNode, inputs: readonly PeerInput[]): string {
-  return digest('sha256', JSON.stringify([deviceSpec(conf, node), formatCidr(conf.network), inputs])).toString('base64url');
+  return digest('sha256', JSON.stringify([deviceSpec(conf, node), subnetsText({ v4: conf.network, v6: conf.network6 }), inputs])).toString('base64url');
 }
 
 /** The whole node step of ADD and of `tscni vxlan sync`: observe, lease, decide, reconcile, remember. */
@@ -88,18 +88,18 @@ interface Seen {
 
 async function observeForNode(env: Env, conf: Conf, mode: ReconcileMode, lock: DeviceLock | undefined, client: EtcdClient | undefined): Promise<Seen> {
   // the files are read and parsed while `ip` reads the kernel
-  const observing: Promise<NodeLinks | NodeObservation> = mode === 'full' ? observeNode(env.exec, conf.device) : observeLinks(env.exec);
+  const observing: Promise<NodeLinks | NodeObservation> = mode === 'full' ? observeNode(env.exec, conf.device, !!conf.network6) : observeLinks(env.exec);
   const local = conf.source.kind === 'etcd' ? undefined : localPeers(conf.source);
   const stored = mode === 'full' || lock?.exclusive === false ? undefined : readApplied(conf.stateDir, conf.device, { peers: mode === 'sync' });
   // validation needs this node's underlay address, which `ip` is still reading: validate with the
   // one it had last time meanwhile (used only if the read confirms it); an ADD mostly skips it
   const lastIp = mode === 'add' ? undefined : (conf.localIP ?? readState(conf.stateDir, conf.device)?.ip);
-  if (conf.subnet && lastIp && local && 'inputs' in local) validateFor(conf, { subnet: conf.subnet, ip: lastIp }, local.inputs);
+  if (lastIp && local && 'inputs' in local) validateFor(conf, { subnet: conf.subnet, subnet6: conf.subnet6, ip: lastIp }, local.inputs);
   const obs = await observing;
   const id = localIdentity(conf, obs);
   const resolved = await resolveSubnetAndPeers(env, conf, id, client, local);
   if (resolved.skipped) env.log.error('peers left unchanged', { reason: resolved.skipped });
-  const node: LocalNode = { ...id, subnet: resolved.subnet, leaseId: resolved.leaseId };
+  const node: LocalNode = { ...id, subnets: resolved.subnets, leaseId: resolved.leaseId };
   return { obs, node, inputs: resolved.inputs, skipped: resolved.skipped, digest: resolved.inputs && peersDigest(conf, node, resolved.inputs), stored };
 }
 
@@ -120,11 +120,19 @@ function nodeFacts(conf: Conf, mode: ReconcileMode, lock: DeviceLock | undefined
 /** Whether the record describes the device as it is: the same ifindex, as specified, forwarding on. */
 function usableRecord(conf: Conf, node: LocalNode, obs: NodeLinks, record: AppliedRecord): boolean {
   const device = obs.links.find((l) => l.ifname === conf.device);
-  return device?.ifindex === record.ifindex && planDevice(deviceSpec(conf, node), device).lines.length === 0 && ipForwardOn();
+  return device?.ifindex === record.ifindex && planDevice(deviceSpec(conf, node), device).lines.length === 0 && ipForwardOn(podFamilies(conf));
+}
+
+/** The masquerade of each pod family: this node's subnet, the cluster network. */
+function masqFamilies(conf: Conf, node: LocalNode): MasqFamily[] {
+  const out: MasqFamily[] = [];
+  if (conf.network && node.subnets.v4) out.push({ family: 4, subnet: formatCidr(node.subnets.v4), network: formatCidr(conf.network) });
+  if (conf.network6 && node.subnets.v6) out.push({ family: 6, subnet: formatCidr(node.subnets.v6), network: formatCidr(conf.network6) });
+  return out;
 }
 
 async function unchanged(env: Env, conf: Conf, node: LocalNode): Promise<NodeOutcome> {
-  if (conf.ipMasq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
+  if (conf.ipMasq) await ensureMasq(env.exec, conf.device, masqFamilies(conf, node));
   return { node, summary: { peers: 0, rejected: 0, changed: 0, removed: 0, unchanged: true }, applied: undefined };
 }
 
@@ -160,7 +168,7 @@ async function applyAsWriter(env: Env, conf: Conf, lock: DeviceLock, plan: Recon
   }
   const { summary, applied } = result;
   if (w.skipped) summary.peersSkipped = w.skipped;
-  if (w.masq) await ensureMasq(env.exec, conf.device, formatCidr(node.subnet), formatCidr(conf.network));
+  if (w.masq) await ensureMasq(env.exec, conf.device, masqFamilies(conf, node));
   const inputsDigest = node === w.node && w.digest !== undefined ? w.digest : w.inputs && peersDigest(conf, node, w.inputs);
   const step = decideRecord({
     lock: lock.exclusive ? 'exclusive' : 'shared',
@@ -184,9 +192,10 @@ function withIdentity(node: LocalNode, id: Pick<LocalNode, 'underlay' | 'mac' | 
 }
 
 async function readKernel(env: Env, conf: Conf, plan: ReconcilePlan, obs: NodeLinks | NodeObservation | undefined): Promise<NodeObservation> {
-  if (plan.read === 'node' || !obs) return observeNode(env.exec, conf.device);
+  const v6 = !!conf.network6;
+  if (plan.read === 'node' || !obs) return observeNode(env.exec, conf.device, v6);
   if (plan.read === 'empty') return { ...obs, peers: NO_PEERS };
-  if (plan.read === 'peers' || !('peers' in obs)) return { ...obs, peers: await observePeerState(env.exec, conf.device) };
+  if (plan.read === 'peers' || !('peers' in obs)) return { ...obs, peers: await observePeerState(env.exec, conf.device, v6) };
   return obs;
 }
 
@@ -203,7 +212,7 @@ async function reconcileRacing(env: Env, conf: Conf, obs: NodeObservation, node:
       const raced = /File exists|No such (file|process|device)|Cannot find device/.test((err as Error).message);
       if (!raced || attempt >= 4) throw err;
       env.log.debug('reconcile raced another; reading again', { error: (err as Error).message });
-      obs = await observeNode(env.exec, conf.device);
+      obs = await observeNode(env.exec, conf.device, !!conf.network6);
     }
   }
 }
@@ -214,7 +223,8 @@ async function reconcileRacing(env: Env, conf: Conf, obs: NodeObservation, node:
  * removed it first).
  */
 function rememberNode(conf: Conf, node: LocalNode, inputsDigest: string | undefined, applied: Applied | undefined): void {
-  const state: NodeState = { subnet: formatCidr(node.subnet), ip: node.underlay.ip, mac: node.mac, ...(node.leaseId ? { leaseId: node.leaseId } : {}) };
+  const { v4, v6 } = node.subnets;
+  const state: NodeState = { ...(v4 ? { subnet: formatCidr(v4) } : {}), ...(v6 ? { subnet6: formatCidr(v6) } : {}), ip: node.underlay.ip, mac: node.mac, ...(node.leaseId ? { leaseId: node.leaseId } : {}) };
   const known = readState(conf.stateDir, conf.device);
   if (!known || JSON.stringify(known) !== JSON.stringify(state)) writeState(conf.stateDir, conf.device, state);
   if (applied) writeApplied(conf.stateDir, conf.device, { ...applied, digest: inputsDigest });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { parseVxlanConf } from '../../plugins/vxlan/conf.ts';
-import { etcdPeerInputs, leaseValue } from '../../plugins/vxlan/etcd-registry.ts';
+import { etcdPeerInputs, leaseValue, subnetKey, subnetsOfKey } from '../../plugins/vxlan/etcd-registry.ts';
 import { validatePeers, vtepMac, type PeerInput } from '../../plugins/vxlan/peers.ts';
 import { prefixEnd } from '../../lib/etcd/client.ts';
 import { canonicalIp, formatCidr, parseSubnet } from '../../lib/net/ip.ts';
 
-const network = parseSubnet('10.244.0.0/16')!;
-const self = { subnet: parseSubnet('10.244.1.0/24')!, ip: '192.168.100.1' };
+const network = { network: parseSubnet('10.244.0.0/16')!, network6: undefined };
+const self = { subnet: parseSubnet('10.244.1.0/24')!, subnet6: undefined, ip: '192.168.100.1' };
 const inputs = (...entries: unknown[]): PeerInput[] => entries.map((entry, i) => ({ origin: `peers[${i}]`, entry }));
 
 describe('validatePeers', () => {
@@ -51,8 +51,8 @@ describe('validatePeers', () => {
   });
 
   it('accepts exactly the subnet and address spellings lib/net accepts, in canonical form', () => {
-    const cluster = parseSubnet('10.0.0.0/8')!;
-    const wide = { subnet: parseSubnet('10.200.0.0/24')!, ip: '192.168.100.1' };
+    const cluster = { network: parseSubnet('10.0.0.0/8')!, network6: undefined };
+    const wide = { subnet: parseSubnet('10.200.0.0/24')!, subnet6: undefined, ip: '192.168.100.1' };
     const subnets = ['10.1.0.0/16', '10.1.2.0/24', '10.255.255.252/30', '10.1.2.3/32', '010.1.2.0/24', '10.1.2.0/024', '10.1.2.0/33', '10.256.0.0/16', '10.1.2.0', '10.1.2.0/', ' 10.1.2.0/24', '10.1.2.0/24 ', '10.1.2.128/24', 'fd00::/64', '10.1.2.0/8'];
     for (const [i, subnet] of subnets.entries()) {
       const libnet = parseSubnet(subnet);
@@ -63,7 +63,8 @@ describe('validatePeers', () => {
     const ips = ['192.168.101.7', '192.168.101.07', '192.168.101.256', '192.168.101', '192.168.101.7 ', '0.0.0.0', '255.255.255.255'];
     for (const [i, ip] of ips.entries()) {
       const { peers } = validatePeers(inputs({ subnet: `10.9.${i}.0/24`, ip }), wide, cluster, 1);
-      expect(peers.map((p) => p.ip), ip).toEqual(canonicalIp(ip) === ip ? [ip] : []);
+      // 0.0.0.0 and the broadcast address are no unicast underlay addresses
+      expect(peers.map((p) => p.ip), ip).toEqual(canonicalIp(ip) === ip && !['0.0.0.0', '255.255.255.255'].includes(ip) ? [ip] : []);
     }
   });
 
@@ -108,5 +109,129 @@ describe('parseVxlanConf', () => {
   });
   it('leases from etcd when no subnet is given', () => {
     expect(parseVxlanConf({ ...base, etcd: { endpoints: ['http://10.0.0.1:2379'] } }).source).toMatchObject({ kind: 'etcd', etcd: { prefix: '/coreos.com/network', leaseTTL: 86400 } });
+  });
+});
+
+describe('validatePeers with IPv6 (dual-stack and IPv6-only clusters)', () => {
+  const dual = { network: parseSubnet('10.244.0.0/16')!, network6: parseSubnet('fd00:10:244::/56')! };
+  const me = { subnet: parseSubnet('10.244.1.0/24')!, subnet6: parseSubnet('fd00:10:244:1::/64')!, ip: '192.168.100.1' };
+
+  it('accepts dual-stack and IPv4-only peers side by side (a mixed cluster), in canonical form', () => {
+    const { peers, rejected } = validatePeers(inputs({ subnet: '10.244.2.0/24', subnet6: 'fd00:10:244:2:0::/64', ip: '192.168.100.2' }, { subnet: '10.244.3.0/24', ip: '192.168.100.3' }, { subnet: '10.244.1.0/24', subnet6: 'fd00:10:244:1::/64', ip: '192.168.100.1' }), me, dual, 1);
+    expect(rejected).toEqual([]);
+    expect(peers).toEqual([
+      { subnet: '10.244.2.0/24', vtep: '10.244.2.0', subnet6: 'fd00:10:244:2::/64', vtep6: 'fd00:10:244:2::', ip: '192.168.100.2', mac: vtepMac(1, '192.168.100.2') },
+      { subnet: '10.244.3.0/24', vtep: '10.244.3.0', ip: '192.168.100.3', mac: vtepMac(1, '192.168.100.3') },
+    ]);
+  });
+
+  it('ignores a peer\'s IPv6 half on an IPv4-only node', () => {
+    const { peers } = validatePeers(inputs({ subnet: '10.244.2.0/24', subnet6: 'fd00:10:244:2::/64', ip: '192.168.100.2' }), self, network, 1);
+    expect(peers).toEqual([{ subnet: '10.244.2.0/24', vtep: '10.244.2.0', ip: '192.168.100.2', mac: vtepMac(1, '192.168.100.2') }]);
+  });
+
+  it('over an IPv6 underlay takes ip6 (with an etcd lease\'s BackendV6Data MAC)', () => {
+    const me6 = { ...me, ip: 'fd00:100::1' };
+    const { peers, rejected } = validatePeers(inputs({ subnet: '10.244.2.0/24', subnet6: 'fd00:10:244:2::/64', ip: '192.168.100.2', ip6: 'FD00:100::2', mac: '02:00:00:00:00:04', mac6: '02:00:00:00:00:06' }, { subnet: '10.244.3.0/24', ip: '192.168.100.3' }), me6, dual, 1);
+    expect(peers).toEqual([{ subnet: '10.244.2.0/24', vtep: '10.244.2.0', subnet6: 'fd00:10:244:2::/64', vtep6: 'fd00:10:244:2::', ip: 'fd00:100::2', mac: '02:00:00:00:00:06' }]);
+    expect(rejected).toEqual([{ origin: 'peers[1]', reason: "ip 192.168.100.3 is not of our underlay's family (IPv6)" }]);
+  });
+
+  it('rejects bad IPv6 peer data entry by entry with a reason', () => {
+    const { peers, rejected } = validatePeers(
+      inputs(
+        { subnet: '10.244.2.0/24', subnet6: 'fd00:10:244:2::/64', ip: '192.168.100.2' },
+        { subnet: '10.244.3.0/24', subnet6: 'fd00:10:244:2::/63', ip: '192.168.100.3' },
+        { subnet: '10.244.4.0/24', subnet6: 'fd00:10:244:1::/64', ip: '192.168.100.4' },
+        { subnet: '10.244.5.0/24', subnet6: 'fd00:10:245::/64', ip: '192.168.100.5' },
+        { subnet: '10.244.6.0/24', subnet6: 'fd00:10:244:6::1/64', ip: '192.168.100.6' },
+        { subnet: '10.244.7.0/24', subnet6: 'fd00:10:244:7::/64', ip: '192.168.100.7', ip6: 'fe80::7' },
+        { subnet: '10.244.8.0/24', subnet6: 'fd00:10:244:8::/64', ip: '224.0.0.8' },
+        { subnet: '10.244.9.0/24', subnet6: 'fd00:10:244:9::/64', ip: '192.168.100.9', ip6: 'ff02::9' },
+        { subnet: '10.244.10.0/24', subnet6: 'fd00:10:244:a::/64', ip: '169.254.0.10' },
+        { subnet: '10.244.11.0/24', subnet6: 'fd00:10:244:b::/64', ip: '192.168.100.1' },
+        { subnet: '10.244.12.0/24', subnet6: 'fd00:10:244::/56', ip: '192.168.100.12' },
+      ),
+      me,
+      dual,
+      1,
+    );
+    expect(peers.map((p) => p.subnet6)).toEqual(['fd00:10:244:2::/64']);
+    expect(rejected.map((r) => `${r.origin}: ${r.reason}`)).toEqual([
+      'peers[1]: subnet6 fd00:10:244:2::/63 overlaps fd00:10:244:2::/64 of peers[0]',
+      'peers[2]: subnet6 fd00:10:244:1::/64 claims our subnet6 fd00:10:244:1::/64',
+      'peers[3]: subnet6 fd00:10:245::/64 is not a subnet of the cluster network fd00:10:244::/56',
+      'peers[4]: subnet6 "fd00:10:244:6::1/64" is not an IPv6 CIDR without host bits',
+      'peers[5]: ip6 fe80::7 is link-local: not an underlay address',
+      'peers[6]: ip 224.0.0.8 is multicast: not an underlay address',
+      'peers[7]: ip6 ff02::9 is multicast: not an underlay address',
+      'peers[8]: ip 169.254.0.10 is link-local: not an underlay address',
+      'peers[9]: claims our underlay address 192.168.100.1 with subnet 10.244.11.0/24 fd00:10:244:b::/64, ours is 10.244.1.0/24 fd00:10:244:1::/64',
+      'peers[10]: subnet6 fd00:10:244::/56 is not a subnet of the cluster network fd00:10:244::/56',
+    ]);
+  });
+
+  it('an IPv6-only cluster needs subnet6', () => {
+    const v6 = { network: undefined, network6: dual.network6 };
+    const { peers, rejected } = validatePeers(inputs({ subnet6: 'fd00:10:244:2::/64', ip: '192.168.100.2' }, { subnet: '10.244.3.0/24', ip: '192.168.100.3' }), { subnet: undefined, subnet6: me.subnet6, ip: me.ip }, v6, 1);
+    expect(peers).toEqual([{ subnet6: 'fd00:10:244:2::/64', vtep6: 'fd00:10:244:2::', ip: '192.168.100.2', mac: vtepMac(1, '192.168.100.2') }]);
+    expect(rejected).toEqual([{ origin: 'peers[1]', reason: 'needs a "subnet6" string' }]);
+  });
+});
+
+describe('etcd leases in flannel\'s dual-stack layout', () => {
+  const etcd = { endpoints: ['http://127.0.0.1:2379'], prefix: '/coreos.com/network', leaseTTL: 60 };
+  const kv = (key: string, value: unknown, rev = 1) => ({ key: `/coreos.com/network/subnets/${key}`, value: JSON.stringify(value), createRevision: rev, modRevision: rev, lease: '0' });
+
+  // flannel-io/flannel pkg/subnet/subnet.go: MakeSubnetKey joins `sn.StringSep(".", "-")` and
+  // `sn6.StringSep(":", "-")` with "&"; ParseSubnetKey's subnetRegex reads
+  // `(\d+\.\d+.\d+.\d+)-(\d+)(?:&([a-f\d:]+)-(\d+))?$` (an IPv6-only lease: `0.0.0.0-0&…`).
+  // Values are pkg/lease/lease.go's LeaseAttrs: PublicIP, PublicIPv6, BackendType, BackendData, BackendV6Data.
+  it('reads a dual-stack lease exactly as flannel writes it, and an IPv6-only one', () => {
+    const flannel = { PublicIP: '192.168.100.7', PublicIPv6: 'fd00:100::7', BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '02:aa:00:00:00:07' }, BackendV6Data: { VNI: 1, VtepMAC: '02:bb:00:00:00:07' } };
+    const v6only = { PublicIP: '0.0.0.0', PublicIPv6: 'fd00:100::8', BackendType: 'vxlan', BackendV6Data: { VNI: 1, VtepMAC: '02:bb:00:00:00:08' } };
+    const got = etcdPeerInputs(etcd, [kv('10.244.7.0-24&fd00:10:244:7::-64', flannel, 1), kv('0.0.0.0-0&fd00:10:244:8::-64', v6only, 2), kv('10.244.9.0-24&fd00:10:244:9::-64', { ...flannel, BackendV6Data: { VNI: 2, VtepMAC: 'x' } }, 3), kv('10.244.10.0-24&nonsense-64', flannel, 4)], 1);
+    expect(got.map((g) => g.entry)).toEqual([
+      { subnet: '10.244.7.0/24', subnet6: 'fd00:10:244:7::/64', ip: '192.168.100.7', ip6: 'fd00:100::7', mac: '02:aa:00:00:00:07', mac6: '02:bb:00:00:00:07' },
+      { subnet6: 'fd00:10:244:8::/64', ip6: 'fd00:100::8', mac6: '02:bb:00:00:00:08' },
+      'not a vxlan lease for VNI 1',
+      'not a vxlan lease for VNI 1',
+    ]);
+  });
+
+  it('writes keys and values in that layout', () => {
+    const c = (t: string) => parseSubnet(t)!;
+    expect(subnetKey(etcd, { v4: c('10.244.1.0/24'), v6: c('fd00:10:244:1::/64') })).toBe('/coreos.com/network/subnets/10.244.1.0-24&fd00:10:244:1::-64');
+    expect(subnetKey(etcd, { v6: c('fd00:10:244:1::/64') })).toBe('/coreos.com/network/subnets/0.0.0.0-0&fd00:10:244:1::-64');
+    expect(subnetKey(etcd, { v4: c('10.244.1.0/24') })).toBe('/coreos.com/network/subnets/10.244.1.0-24');
+    expect(JSON.parse(leaseValue('fd00:100::1', 1, '02:00:00:00:00:01'))).toEqual({ PublicIP: '0.0.0.0', PublicIPv6: 'fd00:100::1', BackendType: 'vxlan', BackendV6Data: { VNI: 1, VtepMAC: '02:00:00:00:00:01' } });
+    for (const key of ['10.244.1.0-24&fd00:10:244:1::-64', '0.0.0.0-0&fd00:10:244:1::-64', '10.244.1.0-24']) {
+      const parsed = subnetsOfKey(etcd, `/coreos.com/network/subnets/${key}`);
+      expect(subnetKey(etcd, parsed!)).toBe(`/coreos.com/network/subnets/${key}`);
+    }
+    expect(subnetsOfKey(etcd, '/coreos.com/network/subnets/0.0.0.0-0')).toBeUndefined();
+  });
+});
+
+describe('parseVxlanConf with IPv6', () => {
+  const base = { cniVersion: '1.0.0', name: 'overlay', type: 'vxlan' };
+  it('takes network6 / subnet6 / subnetLen6 (default 64) beside or instead of network', () => {
+    const dual = parseVxlanConf({ ...base, network: '10.244.0.0/16', subnet: '10.244.1.0/24', network6: 'fd00:10:244::/56', subnet6: 'fd00:10:244:1::/64' });
+    expect([dual.network, dual.network6, dual.subnet6].map((c) => c && formatCidr(c))).toEqual(['10.244.0.0/16', 'fd00:10:244::/56', 'fd00:10:244:1::/64']);
+    expect(dual.subnetLen6).toBe(64);
+    const v6 = parseVxlanConf({ ...base, network6: 'fd00:10:244::/56', etcd: { endpoints: ['http://10.0.0.1:2379'] } });
+    expect(v6.network).toBeUndefined();
+  });
+  it('refuses bad IPv6 configs with code 7', () => {
+    const bad = [
+      { ...base },
+      { ...base, network6: '10.244.0.0/16', subnet6: '10.244.1.0/24' },
+      { ...base, network6: 'fd00:10:244::/56' },
+      { ...base, network6: 'fd00:10:244::/56', subnet6: 'fd00:10:245::/64' },
+      { ...base, network6: 'fd00:10:244::/64', subnet6: 'fd00:10:244::/64' },
+      { ...base, network: '10.244.0.0/16', subnet: '10.244.1.0/24', subnet6: 'fd00:10:244:1::/64' },
+      { ...base, network: '10.244.0.0/16', subnet: '10.244.1.0/24', network6: 'fd00:10:244::/56' },
+    ];
+    for (const c of bad) expect(() => parseVxlanConf(c), JSON.stringify(c)).toThrow(expect.objectContaining({ code: 7 }));
   });
 });

@@ -7,11 +7,14 @@ import { planMasq } from '../../plugins/vxlan/masq.ts';
 
 const D = 'tscni.1';
 const peer = (n: number, ip = `192.168.100.${n}`, mac = `02:00:00:00:00:0${n}`): Peer => ({ subnet: `10.244.${n}.0/24`, ip, mac, vtep: `10.244.${n}.0` });
+/** A dual-stack peer: its IPv6 subnet and VTEP beside the IPv4 ones, one MAC and underlay address for both. */
+const peer46 = (n: number, ip = `192.168.100.${n}`, mac = `02:00:00:00:00:0${n}`): Peer => ({ ...peer(n, ip, mac), subnet6: `fd00:10:244:${n}::/64`, vtep6: `fd00:10:244:${n}::` });
 const empty: PeerState = { routes: [], neighs: [], fdb: [] };
+const pairs = (p: Peer) => [...(p.subnet ? [[p.subnet, p.vtep!]] : []), ...(p.subnet6 ? [[p.subnet6, p.vtep6!]] : [])];
 /** The kernel state after `planPeers` applied `peers`, as `ip -json` / `bridge -json fdb` print it. */
 const applied = (peers: readonly Peer[]): PeerState => ({
-  routes: peers.map((p) => ({ dst: p.subnet, gateway: p.vtep, dev: D, flags: ['onlink'], protocol: 'boot' })),
-  neighs: peers.map((p) => ({ dst: p.vtep, dev: D, lladdr: p.mac, state: ['PERMANENT'] })),
+  routes: peers.flatMap((p) => pairs(p).map(([dst, gateway]) => ({ dst: dst!, gateway: gateway!, dev: D, flags: ['onlink'], protocol: 'boot' }))),
+  neighs: peers.flatMap((p) => pairs(p).map(([, vtep]) => ({ dst: vtep!, dev: D, lladdr: p.mac, state: ['PERMANENT'] }))),
   fdb: peers.map((p) => ({ mac: p.mac, ifname: D, dst: p.ip, flags: ['self'], state: 'permanent' })),
 });
 
@@ -69,6 +72,42 @@ describe('planPeers', () => {
     const state = applied([peer(2), peer(3)]);
     state.fdb.pop();
     expect(missingPeerEntries(D, [peer(2), peer(3)], state)).toEqual(['fdb replace 02:00:00:00:00:03 dev tscni.1 dst 192.168.100.3 self permanent']);
+  });
+});
+
+describe('planPeers with IPv6 entries (dual-stack and IPv6-only peers on the one device)', () => {
+  it('adds a route and a permanent neighbour per family and one FDB entry per peer', () => {
+    const v6only: Peer = { subnet6: 'fd00:10:244:3::/64', vtep6: 'fd00:10:244:3::', ip: 'fd00:100::3', mac: '02:00:00:00:00:03' };
+    const plan = planPeers(D, [peer46(2), v6only], empty);
+    expect(plan.ip).toEqual([
+      'neigh replace 10.244.2.0 lladdr 02:00:00:00:00:02 dev tscni.1 nud permanent',
+      'route replace 10.244.2.0/24 via 10.244.2.0 dev tscni.1 onlink',
+      'neigh replace fd00:10:244:2:: lladdr 02:00:00:00:00:02 dev tscni.1 nud permanent',
+      'route replace fd00:10:244:2::/64 via fd00:10:244:2:: dev tscni.1 onlink',
+      'neigh replace fd00:10:244:3:: lladdr 02:00:00:00:00:03 dev tscni.1 nud permanent',
+      'route replace fd00:10:244:3::/64 via fd00:10:244:3:: dev tscni.1 onlink',
+    ]);
+    expect(plan.bridge).toEqual([
+      'fdb replace 02:00:00:00:00:02 dev tscni.1 dst 192.168.100.2 self permanent',
+      'fdb replace 02:00:00:00:00:03 dev tscni.1 dst fd00:100::3 self permanent',
+    ]);
+    expect(plan).toMatchObject({ changed: 2, removed: 0 });
+  });
+
+  it('leaves matching IPv6 entries and the kernel\'s link-local neighbours alone; removes a departed IPv6 half', () => {
+    const state = applied([peer46(2), peer46(3)]);
+    state.neighs.push({ dst: 'fe80::aa:bbff:fecc:dd01', dev: D, lladdr: '02:aa:bb:cc:dd:01', state: ['STALE'] });
+    state.routes.push({ dst: 'fe80::/64', dev: D, protocol: 'kernel' });
+    expect(planPeers(D, [peer46(2), peer46(3)], state)).toEqual({ ip: [], bridge: [], changed: 0, removed: 0 });
+    // node 3 drops IPv6 (an IPv4-only node now): only its IPv6 route and neighbour go
+    expect(planPeers(D, [peer46(2), peer(3)], state)).toEqual({ ip: ['route del fd00:10:244:3::/64 dev tscni.1', 'neigh del fd00:10:244:3:: dev tscni.1'], bridge: [], changed: 0, removed: 2 });
+  });
+
+  it('planPeerChanges gives what planPeers gives against the state dual-stack peers left', () => {
+    const before = [peer46(2), peer46(3), peer(4)];
+    for (const after of [[peer46(2), peer(3), peer46(4)], [peer46(2, '192.168.100.22')], [], [peer46(5), peer46(3)]]) {
+      expect(planPeerChanges(D, before, after)).toEqual(planPeers(D, after, applied(before)));
+    }
   });
 });
 
@@ -151,6 +190,33 @@ describe('planDevice', () => {
     expect(plan.lines).toHaveLength(4);
   });
 
+  it('gives a dual-stack device its IPv6 VTEP /128 (nodad) and keeps the kernel\'s link-local address', () => {
+    const dual = { ...spec, vtep6: 'fd00:10:244:1::' };
+    expect(planDevice(dual, undefined).lines).toEqual([
+      'link add tscni.1 address 02:aa:bb:cc:dd:ee mtu 1450 type vxlan id 1 local 192.168.100.1 dev eth0 dstport 4789 nolearning',
+      'addr replace 10.244.1.0/32 dev tscni.1',
+      'addr replace fd00:10:244:1::/128 dev tscni.1 nodad',
+      'link set tscni.1 up',
+    ]);
+    const lla = { family: 'inet6' as const, local: 'fe80::1', prefixlen: 64, scope: 'link' };
+    expect(planDevice(dual, link({ addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32 }, lla, { family: 'inet6', local: 'fd00:10:244:1::', prefixlen: 128, scope: 'global' }] }))).toEqual({ lines: [] });
+    expect(planDevice(dual, link({ addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32 }, lla, { family: 'inet6', local: 'fd00:10:244:9::', prefixlen: 128, scope: 'global' }] })).lines).toEqual([
+      'addr del fd00:10:244:9::/128 dev tscni.1',
+      'addr replace fd00:10:244:1::/128 dev tscni.1 nodad',
+    ]);
+  });
+
+  it('builds an IPv6-only device over an IPv6 underlay: local6, no IPv4 VTEP', () => {
+    const v6 = { ...spec, local: 'fd00:100::1', vtep: undefined, vtep6: 'fd00:10:244:1::', mtu: 1430 };
+    expect(planDevice(v6, undefined).lines).toEqual([
+      'link add tscni.1 address 02:aa:bb:cc:dd:ee mtu 1430 type vxlan id 1 local fd00:100::1 dev eth0 dstport 4789 nolearning',
+      'addr replace fd00:10:244:1::/128 dev tscni.1 nodad',
+      'link set tscni.1 up',
+    ]);
+    const current = link({ mtu: 1430, addr_info: [{ family: 'inet6', local: 'fd00:10:244:1::', prefixlen: 128, scope: 'global' }] }, { local: undefined, local6: 'fd00:100::1' });
+    expect(planDevice(v6, current)).toEqual({ lines: [] });
+  });
+
   it('refuses to touch a device of another kind', () => {
     expect(() => planDevice(spec, link({ linkinfo: { info_kind: 'bridge' } }))).toThrow(/not a vxlan device/);
   });
@@ -181,6 +247,11 @@ describe('planMasq', () => {
   it('creates the chain and the jump, masquerading only traffic leaving the cluster network', () => {
     expect(planMasq({ chains: ['POSTROUTING'], rules: [] }, 'tscni.1', '10.244.1.0/24', '10.244.0.0/16')).toBe(
       ['*nat', `:${chain} - [0:0]`, `-F ${chain}`, ...rules.map((r) => `-A ${chain} ${r}`), `-A POSTROUTING ${jump}`, 'COMMIT', ''].join('\n'),
+    );
+  });
+  it('masquerades IPv6 pod traffic leaving the IPv6 cluster network, multicast excepted', () => {
+    expect(planMasq({ chains: ['POSTROUTING'], rules: [] }, 'tscni.1', 'fd00:10:244:1::/64', 'fd00:10:244::/56', 6)).toBe(
+      ['*nat', `:${chain} - [0:0]`, `-F ${chain}`, `-A ${chain} -d fd00:10:244::/56 -j RETURN`, `-A ${chain} -d ff00::/8 -j RETURN`, `-A ${chain} -j MASQUERADE`, `-A POSTROUTING -s fd00:10:244:1::/64 -m comment --comment "tscni vxlan tscni.1" -j ${chain}`, 'COMMIT', ''].join('\n'),
     );
   });
   it('is empty when the table matches, and moves the jump when the subnet changed', () => {
