@@ -257,29 +257,34 @@ node_cni() { # NODE-INDEX cnitool-args...: cnitool run on that node
   local i=$1; shift
   ip netns exec "${TAG}-node$i" env NETCONFPATH="$WORK/node$i" CNI_PATH="$WORK/bin" CNI_CACHEDIR="$WORK/node$i/cache" "$CNITOOL" "$@"
 }
-POD_IPS=()
+POD_IPS=()               # "IPv4 [IPv6]" of each pod
 POD_NS=()
 add_pods() { # NODE-INDEX...: two pods per node
   for i in "$@"; do
     for k in 1 2; do
       local pod="${TAG}-n${i}pod$k"
       mkns "$pod"
-      local ip
-      ip=$(node_cni "$i" add overlay "/run/netns/$pod" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8")).ips[0].address.split("/")[0])')
-      echo "  node$i/pod$k  $ip"
-      POD_NS+=("$pod"); POD_IPS+=("$ip")
+      local ips
+      ips=$(node_cni "$i" add overlay "/run/netns/$pod" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8")).ips.map((i) => i.address.split("/")[0]).join(" "))')
+      echo "  node$i/pod$k  $ips"
+      POD_NS+=("$pod"); POD_IPS+=("$ips")
     done
   done
 }
-ping_all() { # every pod pings every other pod
+settle_ipv6() { # a new IPv6 address answers once duplicate address detection is done (~1 s)
+  for ns in "$@"; do timeout 10 bash -c "while ip -n '$ns' -6 addr show tentative | grep -q inet6; do sleep 0.1; done"; done
+}
+ping_all() { # every pod pings every other pod, on each of its addresses
   local ok=0 fail=0
   for a in "${!POD_NS[@]}"; do
     for b in "${!POD_IPS[@]}"; do
       [ "$a" = "$b" ] && continue
-      if ip netns exec "${POD_NS[$a]}" ping -c 1 -W 1 "${POD_IPS[$b]}" >/dev/null; then ok=$((ok + 1)); else fail=$((fail + 1)); echo "  FAILED ${POD_IPS[$a]} -> ${POD_IPS[$b]}"; fi
+      for ip in ${POD_IPS[$b]}; do
+        if ip netns exec "${POD_NS[$a]}" ping -c 1 -W 1 "$ip" >/dev/null; then ok=$((ok + 1)); else fail=$((fail + 1)); echo "  FAILED ${POD_NS[$a]} -> $ip"; fi
+      done
     done
   done
-  echo "  $ok of $((ok + fail)) pod pairs reach each other"
+  echo "  $ok of $((ok + fail)) pod pairs (by each address) reach each other"
   [ "$fail" = 0 ]
 }
 del_pods() {
@@ -290,17 +295,21 @@ del_pods() {
   POD_NS=(); POD_IPS=()
 }
 
-step "overlay (vxlan), peers from a file: three nodes, two pods on each"
+step "overlay (vxlan), dual-stack, peers from a file: three nodes, two pods on each, each pod with an IPv4 and an IPv6 address"
 cat > "$WORK/peers.json" <<JSON
-[ { "subnet": "10.244.1.0/24", "ip": "192.168.77.1" },
-  { "subnet": "10.244.2.0/24", "ip": "192.168.77.2" },
-  { "subnet": "10.244.3.0/24", "ip": "192.168.77.3" } ]
+[ { "subnet": "10.244.1.0/24", "subnet6": "fd00:10:244:1::/64", "ip": "192.168.77.1" },
+  { "subnet": "10.244.2.0/24", "subnet6": "fd00:10:244:2::/64", "ip": "192.168.77.2" },
+  { "subnet": "10.244.3.0/24", "subnet6": "fd00:10:244:3::/64", "ip": "192.168.77.3" } ]
 JSON
-for i in 1 2 3; do overlay_node "$i" "\"subnet\": \"10.244.$i.0/24\", \"peersFile\": \"$WORK/peers.json\""; done
+for i in 1 2 3; do
+  overlay_node "$i" "\"network6\": \"fd00:10:244::/56\", \"subnet\": \"10.244.$i.0/24\", \"subnet6\": \"fd00:10:244:$i::/64\", \"peersFile\": \"$WORK/peers.json\""
+done
 add_pods 1 2 3
-echo "node1: its VXLAN device, and a route + permanent neighbour + FDB entry per peer"
+settle_ipv6 "${TAG}-node1" "${TAG}-node2" "${TAG}-node3" "${POD_NS[@]}"
+echo "node1: its VXLAN device (one for both families), and per peer a route + permanent neighbour of each family and one FDB entry"
 show ip -n "${TAG}-node1" -d link show tscni.1
 show ip -n "${TAG}-node1" route show dev tscni.1
+show ip -n "${TAG}-node1" -6 route show dev tscni.1
 show ip -n "${TAG}-node1" neigh show dev tscni.1
 show ip netns exec "${TAG}-node1" bridge fdb show dev tscni.1
 ping_all
