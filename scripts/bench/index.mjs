@@ -55,7 +55,7 @@ for (const section of SECTIONS.filter((s) => !only || only.includes(s.id))) {
       // read-modify-write per section: other runs may have rewritten other sections meanwhile
       writeFileSync(bench, replaceSection(existsSync(bench) ? readFileSync(bench, 'utf8') : HEADER, section.id, body));
       console.log(`updated ${bench} (${section.id})`);
-    }
+    } else if (section.notes) console.log(`\n${section.notes}`); // figures outside the table (vxlan's TCP) are only here
   } catch (err) {
     failed = true;
     console.error(`bench: section ${section.id} failed: ${err.message}`);

@@ -1,8 +1,9 @@
 // vxlan overlay: reconcile of 1,000 peers (whole `tscni vxlan sync` process), one change among
 // 1,000, join/leave seen through `sync --watch` from etcd, and pod-to-pod TCP over the overlay vs
-// the same-node bridge. Everything lives in namespaces this section makes (never the host network).
+// the same-node bridge; the reconcile and TCP rows for IPv4 pods and again for dual-stack ones.
+// Everything lives in namespaces this section makes (never the host network).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,9 +14,39 @@ const sh = (argv, input) => execFileSync(argv[0], argv.slice(1), { encoding: 'ut
 const inNs = (ns, argv) => ['nsenter', `--net=/run/netns/${ns}`, ...argv];
 // the plugin's derivation for an IPv4 underlay (plugins/vxlan/peers.ts)
 const vtepMac = (vni, ip) => [0x0a, vni & 0xff, ...ip.split('.').map(Number)].map((b) => b.toString(16).padStart(2, '0')).join(':');
-// peer n: subnet 10.(1 + n/256).(n%256).0/24 at underlay 172.16.(n/128).(n%128 + 1)
-const peer = (n, ipShift = 0) => ({ subnet: `10.${1 + (n >> 8)}.${n & 255}.0/24`, ip: `172.16.${n >> 7}.${(n & 127) + 1 + ipShift}` });
+/**
+ * The pod stacks the reconcile rows run for, over the same IPv4 underlay: the IPv4 cluster network
+ * alone, and dual-stack (the same plus `network6`: per peer a route and a neighbour per family and
+ * the one FDB entry both share). `label` goes into row names; `targets` are the issues' goals.
+ */
+const STACKS = [
+  { id: 'ipv4', label: '', entries: 3, conf: {}, targets: { fromEmpty: 'target ≤ 150 ms', oneChange: 'target ≤ 20 ms' } },
+  { id: 'dual', label: 'dual-stack ', entries: 5, conf: { network6: 'fd00:10::/48', subnet6: 'fd00:10:0:c800::/64' }, targets: { fromEmptyWork: 'target ≤ 250 ms', ratio: 'target ≤ 1.3×', oneChange: 'target ≤ 25 ms' } },
+];
+// peer n: subnet 10.(1 + n/256).(n%256).0/24 (dual-stack also fd00:10:0:<n + 1>::/64) at underlay 172.16.(n/128).(n%128 + 1)
+const peer = (n, ipShift = 0, stack = STACKS[0]) => ({
+  subnet: `10.${1 + (n >> 8)}.${n & 255}.0/24`,
+  ...(stack.conf.network6 ? { subnet6: `fd00:10:0:${(n + 1).toString(16)}::/64` } : {}),
+  ip: `172.16.${n >> 7}.${(n & 127) + 1 + ipShift}`,
+});
+/** The lines the plugin writes for `peers` from empty (plugins/vxlan/reconcile.ts): per family a neighbour and a route, per peer one FDB entry. */
+function handLines(peers, vni) {
+  const ip = peers.flatMap((p) =>
+    [p.subnet, p.subnet6].filter(Boolean).flatMap((subnet) => {
+      const vtep = subnet.slice(0, subnet.indexOf('/'));
+      return [`neigh replace ${vtep} lladdr ${vtepMac(vni, p.ip)} dev tscni.${vni} nud permanent`, `route replace ${subnet} via ${vtep} dev tscni.${vni} onlink`];
+    }),
+  );
+  const fdb = peers.map((p) => `fdb replace ${vtepMac(vni, p.ip)} dev tscni.${vni} dst ${p.ip} self permanent`);
+  return { ip, fdb };
+}
 const row = (operation, samples, note) => ({ operation: note ? `${operation} (${note})` : operation, ours: stats(samples) });
+/** A fresh directory under the section's, so each setup has its own state, IPAM and config files. */
+const subdir = (dir, name) => {
+  const path = join(dir, name);
+  mkdirSync(path);
+  return path;
+};
 
 /** An underlay bridge in its own namespace and nodes with eth0 on it, as the netns tests simulate them. */
 function makeUnderlay(ctx, dir) {
@@ -52,14 +83,16 @@ function syncOnce(ctx, node, ...flags) {
   return { ms, out: JSON.parse(r.stdout) };
 }
 
-async function reconcileRows(ctx, dir) {
+async function reconcileRows(ctx, parent, stack) {
+  const dir = subdir(parent, `reconcile-${stack.id}`);
   const { node } = makeUnderlay(ctx, dir);
   const peersFile = join(dir, 'peers.json');
-  const n = node(1, { subnet: '10.200.0.0/24', peersFile });
-  const peers = Array.from({ length: PEERS }, (_, k) => peer(k));
+  const n = node(1, { subnet: '10.200.0.0/24', ...stack.conf, peersFile });
+  const peers = Array.from({ length: PEERS }, (_, k) => peer(k, 0, stack));
   writeFileSync(peersFile, JSON.stringify(peers));
+  const peersNamed = `${PEERS} ${stack.label}peers`;
 
-  // from empty: the device and 1,000 × (route + neighbour + FDB entry), whole process
+  // from empty: the device and 1,000 × (route + neighbour per family, FDB entry), whole process
   const fromEmpty = [];
   const fromEmptyWork = [];
   for (let k = 0; k < ctx.warmup + ctx.runs; k++) {
@@ -72,19 +105,15 @@ async function reconcileRows(ctx, dir) {
     }
   }
   // hand-programmed baseline: the same lines in one ip -batch + one bridge -batch
-  const ipLines = peers.flatMap((p) => {
-    const vtep = p.subnet.replace('/24', '');
-    return [`neigh replace ${vtep} lladdr ${vtepMac(1, p.ip)} dev tscni.1 nud permanent`, `route replace ${p.subnet} via ${vtep} dev tscni.1 onlink`];
-  });
-  const fdbLines = peers.map((p) => `fdb replace ${vtepMac(1, p.ip)} dev tscni.1 dst ${p.ip} self permanent`);
+  const hand = handLines(peers, 1);
   const byHand = [];
   for (let k = 0; k < ctx.warmup + ctx.runs; k++) {
     spawnSync('ip', ['-n', n.ns, 'link', 'del', 'tscni.1']);
     sh(['ip', '-n', n.ns, 'link', 'add', 'tscni.1', 'type', 'vxlan', 'id', '1', 'local', '192.168.200.1', 'dev', 'eth0', 'dstport', '4789', 'nolearning']);
     sh(['ip', '-n', n.ns, 'link', 'set', 'tscni.1', 'up']);
     const start = process.hrtime.bigint();
-    sh(inNs(n.ns, ['ip', '-batch', '-']), ipLines.join('\n') + '\n');
-    sh(inNs(n.ns, ['bridge', '-batch', '-']), fdbLines.join('\n') + '\n');
+    sh(inNs(n.ns, ['ip', '-batch', '-']), hand.ip.join('\n') + '\n');
+    sh(inNs(n.ns, ['bridge', '-batch', '-']), hand.fdb.join('\n') + '\n');
     if (k >= ctx.warmup) byHand.push(Number(process.hrtime.bigint() - start) / 1e6);
   }
   spawnSync('ip', ['-n', n.ns, 'link', 'del', 'tscni.1']);
@@ -104,7 +133,7 @@ async function reconcileRows(ctx, dir) {
   for (let k = 0; k < ctx.warmup + ctx.runs; k++) {
     const a = syncOnce(ctx, n);
     expect(a, 0, 'state');
-    writeFileSync(peersFile, JSON.stringify(peers.map((p, j) => (j === 500 ? peer(500, 100) : p))));
+    writeFileSync(peersFile, JSON.stringify(peers.map((p, j) => (j === 500 ? peer(500, 100, stack) : p))));
     const b = syncOnce(ctx, n);
     expect(b, 1, 'state');
     writeFileSync(peersFile, JSON.stringify(peers));
@@ -129,16 +158,21 @@ async function reconcileRows(ctx, dir) {
     if (r.status !== 0) throw new Error(`vxlan ADD failed: ${r.stdout}${r.stderr}`);
     if (k >= ctx.warmup) addUnchanged.push(ms);
   }
+  const { targets } = stack;
+  const amongPeers = `${PEERS}${stack.label ? ` ${stack.label.trim()}` : ''}`;
+  const workRow = row(`sync, ${peersNamed} from empty — reconcile work`, fromEmptyWork, targets.fromEmptyWork);
+  const handRow = row(`hand-programmed: ${peersNamed} in one ip -batch + one bridge -batch`, byHand, 'reference point');
   return [
-    row(`sync, ${PEERS} peers from empty — whole process`, fromEmpty, 'target ≤ 150 ms'),
-    row(`sync, ${PEERS} peers from empty — reconcile work`, fromEmptyWork),
-    row(`hand-programmed: ${PEERS} peers in one ip -batch + one bridge -batch`, byHand, 'reference point'),
-    row(`sync, one change among ${PEERS} — reconcile work`, oneChangeWork, 'target ≤ 20 ms; diffed against the applied record'),
-    row(`sync, one change among ${PEERS} — whole process`, oneChange),
-    row(`sync --full, one change among ${PEERS} — reconcile work`, oneChangeFullWork, 'reads the 3,000 entries back'),
-    row(`sync, nothing changed among ${PEERS} — whole process`, noChange),
-    row(`sync, nothing changed among ${PEERS} — reconcile work`, noChangeWork),
-    row(`pod ADD, ${PEERS} peers unchanged since the last reconcile — whole process`, addUnchanged, 'device + bridge + host-local'),
+    row(`sync, ${peersNamed} from empty — whole process`, fromEmpty, targets.fromEmpty),
+    workRow,
+    handRow,
+    ctx.compare(`sync, ${peersNamed} from empty — reconcile work vs hand-programmed${targets.ratio ? ` (${targets.ratio})` : ''}`, workRow.ours, handRow.ours),
+    row(`sync, one change among ${amongPeers} — reconcile work`, oneChangeWork, `${targets.oneChange}; diffed against the applied record`),
+    row(`sync, one change among ${amongPeers} — whole process`, oneChange),
+    row(`sync --full, one change among ${amongPeers} — reconcile work`, oneChangeFullWork, `reads the ${(stack.entries * PEERS).toLocaleString('en')} entries back`),
+    row(`sync, nothing changed among ${amongPeers} — whole process`, noChange),
+    row(`sync, nothing changed among ${amongPeers} — reconcile work`, noChangeWork),
+    row(`pod ADD, ${peersNamed} unchanged since the last reconcile — whole process`, addUnchanged, 'device + bridge + host-local'),
   ];
 }
 
@@ -230,24 +264,28 @@ async function watchRows(ctx, dir) {
 }
 
 /**
- * iperf3 pod to pod: across the overlay (node 1 → node 2) and on one node's bridge. The client runs
+ * iperf3 pod to pod over `family` (4: IPv4 pods; 6: dual-stack pods, their IPv6 addresses), across
+ * the overlay (node 1 → node 2) and on one node's bridge. The client runs
  * on the first CPU and the server on the last, for both paths. Simulated nodes share the machine's
  * CPUs, and a veth hands a packet to its peer in the sender's softirq: node 2's whole receive path
  * (underlay, decap, forward, bridge) runs on the client's CPU, where on real nodes it runs on node
  * 2's own. The "own CPU" measure steers node 2's underlay receive to the server's CPU (RPS), as a
  * second machine would; the shared one leaves it where the simulation puts it.
  */
-async function throughput(ctx, dir) {
+async function throughput(ctx, parent, family) {
+  const dir = subdir(parent, `tput-ipv${family}`);
   const { node } = makeUnderlay(ctx, dir);
   const peersFile = join(dir, 'tput-peers.json');
-  const nodes = [1, 2].map((i) => node(10 + i, { subnet: `10.50.${i}.0/24`, peersFile, localIP: `192.168.200.${10 + i}` }));
-  writeFileSync(peersFile, JSON.stringify(nodes.map((n, j) => ({ subnet: `10.50.${j + 1}.0/24`, ip: `192.168.200.${n.i}` }))));
+  const subnets = (i) => ({ subnet: `10.50.${i}.0/24`, ...(family === 6 ? { subnet6: `fd00:50:0:${i}::/64` } : {}) });
+  const nodes = [1, 2].map((i) => node(10 + i, { ...subnets(i), ...(family === 6 ? { network6: 'fd00:50::/48' } : {}), peersFile, localIP: `192.168.200.${10 + i}` }));
+  writeFileSync(peersFile, JSON.stringify(nodes.map((n, j) => ({ ...subnets(j + 1), ip: `192.168.200.${n.i}` }))));
   const pod = (n, k) => {
     const ns = ctx.netns();
     const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: ctx.containerId(`${n.i}-${k}`), CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_PATH: ctx.oursDir };
     const r = spawnSync('nsenter', [`--net=/run/netns/${n.ns}`, ctx.ours('vxlan')], { env: childEnv(env), input: JSON.stringify(n.conf), encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`vxlan ADD failed: ${r.stdout}${r.stderr}`);
-    return { ns: ns.name, ip: JSON.parse(r.stdout).ips[0].address.split('/')[0] };
+    const ip = JSON.parse(r.stdout).ips.find((a) => a.address.includes(':') === (family === 6));
+    return { ns: ns.name, ip: ip.address.split('/')[0] };
   };
   const [a, b] = [pod(nodes[0], 0), pod(nodes[0], 1)];
   const c = pod(nodes[1], 0);
@@ -280,8 +318,12 @@ async function throughput(ctx, dir) {
     rounds.push({ local, shared, own });
   }
   const med = (f) => rounds.map(f).sort((x, y) => x - y)[rounds.length >> 1];
-  return { local: med((r) => r.local), shared: med((r) => r.shared), own: med((r) => r.own), sharedRatio: med((r) => r.shared / r.local), ownRatio: med((r) => r.own / r.local) };
+  return { family, local: med((r) => r.local), shared: med((r) => r.shared), own: med((r) => r.own), sharedRatio: med((r) => r.shared / r.local), ownRatio: med((r) => r.own / r.local) };
 }
+
+/** The notes' sentence for one family's TCP figures. */
+const tcpFigures = (t) =>
+  `IPv${t.family}${t.family === 6 ? ' (dual-stack pods, their IPv6 addresses)' : ''}: same-node bridge **${t.local.toFixed(2)} Gbit/s**; across the overlay with node 2's receive on its own CPU **${t.own.toFixed(2)} Gbit/s** → **${t.ownRatio.toFixed(2)}×** (target ≥ 0.8×); with node 2's receive on the client's CPU, as the simulation otherwise runs it, ${t.shared.toFixed(2)} Gbit/s → ${t.sharedRatio.toFixed(2)}×.`;
 
 export default {
   id: 'vxlan',
@@ -290,14 +332,19 @@ export default {
   async run(ctx) {
     const dir = mkdtempSync(join(tmpdir(), 'bench-vxlan-'));
     try {
-      const rows = [...(await reconcileRows(ctx, dir)), ...(await watchRows(ctx, dir))];
-      const t = await throughput(ctx, dir);
+      const rows = [];
+      for (const stack of STACKS) rows.push(...(await reconcileRows(ctx, dir, stack)));
+      rows.push(...(await watchRows(ctx, subdir(dir, 'watch'))));
+      const tcp = [];
+      for (const family of [4, 6]) tcp.push(await throughput(ctx, dir, family));
       this.notes = [
         `Simulated nodes are network namespaces on an underlay bridge in its own namespace; \`tscni vxlan sync\` runs under \`nsenter --net\` (whole process = exec to exit; reconcile work = the \`ms\` the command reports around observe → plan → apply). Peers come from a peers file; the watch rows use etcd ${sh(['etcd', '--version']).split('\n')[0].replace('etcd Version: ', '')} in its own namespace, three nodes running \`sync --watch\`, the time from the put/delete leaving the client to the last watcher's "reconciled" log line.`,
         '',
-        `The hand-programmed row is the yardstick for machine load: the issue measured it at ≈ 25 ms on a quiet machine; divide by it to compare runs.`,
+        `The hand-programmed rows are the yardstick for machine load: the issue measured the IPv4 one at ≈ 25 ms on a quiet machine; divide by it to compare runs. Each writes exactly the lines the plugin writes from empty (its \`replace\` lines, in its order) to a device made by hand, timed as two spawns; the "vs hand-programmed" rows divide the median reconcile work by that median, in the same run.`,
         '',
-        `Pod-to-pod TCP (iperf3, 2 s, client on the first CPU and server on the last, 5 rounds interleaving the paths, medians; ratio = median of the per-round ratios): same-node bridge **${t.local.toFixed(2)} Gbit/s**; across the overlay with node 2's receive on its own CPU **${t.own.toFixed(2)} Gbit/s** → **${t.ownRatio.toFixed(2)}×** (target ≥ 0.8×); with node 2's receive on the client's CPU, as the simulation otherwise runs it, ${t.shared.toFixed(2)} Gbit/s → ${t.sharedRatio.toFixed(2)}×.`,
+        `Dual-stack rows: the same node with \`network6\` ${STACKS[1].conf.network6} beside \`network\` (a /64 per node) over the same IPv4 underlay; each of the 1,000 peers has an IPv4 and an IPv6 subnet, so ${(STACKS[1].entries * PEERS).toLocaleString('en')} entries: per family a route and a neighbour, and the one FDB entry both families share (one device). The one change moves a peer to another underlay address (its MAC changes too: both neighbours and the FDB entry). The watch rows are IPv4's.`,
+        '',
+        `Pod-to-pod TCP (iperf3, 2 s, client on the first CPU and server on the last, 5 rounds interleaving the paths, medians; ratio = median of the per-round ratios), each family on its own pair of nodes: ${tcp.map(tcpFigures).join(' ')}`,
         '',
         `Why two overlay figures: simulated nodes share this machine's 2 vCPUs, and a veth delivers a packet in the sender's softirq, so without steering the client's CPU runs both nodes' network stacks (node 1's encap and node 2's underlay receive, decap, forward and bridge) while the other CPU is partly idle (\`perf -a\`: 10–15 % of the samples in halt). On real nodes node 2's receive runs on node 2. "Own CPU" models that by steering node 2's underlay receive (RPS on its eth0) to the server's CPU; nothing changes in the plugin's kernel state. The data path itself does no per-byte work beyond the bridge path's (\`perf\`: no checksum or segmentation; 52–57 KB GSO packets on the underlay), and none of the options tried moved the shared figure beyond run-to-run noise (paired runs, medians 0.70–0.80×): \`noudpcsum\` on the device, GRO on the underlay veths, threaded NAPI, br_netfilter off in the underlay namespace, a direct veth instead of the underlay bridge. Steering both nodes' receive (node 1's to the client's CPU too) is worse (≈ 0.5×: every ACK costs an IPI in this VM). A flannel-style overlay programmed by hand with \`ip\`/\`bridge\` (no tscni; two nodes on the same simulated underlay, unsteered iperf3, 5 rounds of 2 s) measured 0.67–0.81×, median 0.74×, on 2026-11-23: the shared-CPU figure is the kernel's, not the plugin's.`,
       ].join('\n');
