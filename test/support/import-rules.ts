@@ -17,6 +17,11 @@ export const LAYER_RULES: readonly LayerRule[] = [
   { from: /^lib\//, to: /^(plugins|ipam|cli)\//, rule: 'lib/ imports nothing from plugins/, ipam/ or cli/' },
   { from: /^lib\/cni\//, to: /^lib\/ip\//, rule: 'lib/cni (the protocol core) imports nothing from lib/ip' },
   { from: /^(plugins|ipam)\//, to: /^cli\//, rule: 'plugins/ and ipam/ import nothing from cli/' },
+  {
+    from: /^cli\//,
+    to: /^(plugins|ipam)\/(?!registry\.ts$|[^/]+\/node-api\.ts$)/,
+    rule: 'cli/ reaches plugins only through the registry and a plugin\'s node-api.ts',
+  },
   { from: /^(main\.ts|lib\/|plugins\/|ipam\/|cli\/)/, to: /^test\//, rule: 'shipped code imports nothing from test/' },
 ];
 

@@ -76,6 +76,19 @@ describe('the check fails on a deliberate violation', () => {
     ]);
   });
 
+  it('cli/ reaching into a plugin past its node-api.ts is named; the registry and node-api.ts are not', async () => {
+    const root = tree({
+      'cli/vxlan.ts': `import { sync } from '../plugins/vxlan/node-api.ts';\nimport { lock } from '../plugins/vxlan/lock.ts';\nimport { PLUGINS } from '../plugins/registry.ts';\nexport const x = [sync, lock, PLUGINS];\n`,
+      'plugins/vxlan/node-api.ts': `export const sync = 1;\n`,
+      'plugins/vxlan/lock.ts': `export const lock = 1;\n`,
+      'plugins/registry.ts': `export const PLUGINS = {};\n`,
+    });
+    const edges = await importGraph(root, sourceFiles(root, SOURCE_ROOTS));
+    expect(layerViolations(edges)).toEqual([
+      "cli/vxlan.ts → plugins/vxlan/lock.ts (import): cli/ reaches plugins only through the registry and a plugin's node-api.ts",
+    ]);
+  });
+
   it('a spawn in a plugin or IPAM module, in any of its forms, names the file, line and rule', () => {
     const rule = 'plugins/ and ipam/ spawn no process: they call the runners in lib/ (lib/ip, lib/netfilter)';
     const root = tree({
