@@ -30,7 +30,15 @@ Options:
   --json             machine-readable output
 `;
 
-const netpolIn = (list: ConfList) => list.plugins.find((p) => p.type === 'netpol');
+/** The netpol plugin of a conflist, or the `policy` keys of a bridge or vxlan that runs it in-process. */
+function netpolIn(list: ConfList): Record<string, unknown> | undefined {
+  for (const p of list.plugins) {
+    if (p.type === 'netpol') return p;
+    const policy = p.policy;
+    if ((p.type === 'bridge' || p.type === 'vxlan') && policy && typeof policy === 'object' && !Array.isArray(policy)) return { ...policy, type: 'netpol' };
+  }
+  return undefined;
+}
 
 /** The netpol plugin config of the chosen network, resolved as the plugin resolves it. */
 function findConf(ctx: CommandContext, network: string | undefined): Netpol {
@@ -45,7 +53,7 @@ function findConf(ctx: CommandContext, network: string | undefined): Netpol {
     list = candidates[0];
   }
   const plugin = list && netpolIn(list);
-  if (!list || !plugin) throw new UsageError(`${file} has no plugin of type "netpol"`);
+  if (!list || !plugin) throw new UsageError(`${file} has no plugin of type "netpol" (nor a bridge or vxlan with "policy")`);
   return resolveNetpol({ ...plugin, name: list.name, cniVersion: list.cniVersion });
 }
 

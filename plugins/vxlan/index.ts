@@ -13,8 +13,8 @@ import { missingPeerEntries } from './reconcile.ts';
 import { localPeers } from './sources.ts';
 import { readState } from './state.ts';
 
-/** What the runtime sent that the bridge (and its IPAM) read: MAC/IP requests, GC's valid attachments. */
-const PASSED_TO_BRIDGE = ['args', 'runtimeConfig', 'dns', 'cni.dev/valid-attachments', 'cni.dev/attachments'] as const;
+/** What the bridge (and its IPAM) read as sent: MAC/IP requests, GC's valid attachments, NetworkPolicy in-process. */
+const PASSED_TO_BRIDGE = ['args', 'runtimeConfig', 'dns', 'cni.dev/valid-attachments', 'cni.dev/attachments', 'policy'] as const;
 
 /** The bridge attachment of a pod on this node: host-local over the node's subnet, a route to the cluster. */
 export function bridgeConf(conf: Conf, cniVersion: string, subnet: Cidr, mtu: number | undefined): Record<string, unknown> {
