@@ -92,6 +92,8 @@ export default defineCommand({
     const conf = findConf(ctx, rest[wanted]);
 
     if (action === 'sync') {
+      // the binary keeps code in the interpreter for short plugin calls; compiling a cluster wants the JIT
+      (globalThis as { Bun?: { unsafe?: { setJITPolicy?: (policy: number) => void } } }).Bun?.unsafe?.setJITPolicy?.(1);
       const level = (ctx.args.strings.get('log') ?? 'info') as 'info';
       const log = createLogger({ level }, { cmd: 'policy sync' }, ctx.err);
       const env = { exec: ctx.exec, log };

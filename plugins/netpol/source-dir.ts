@@ -48,6 +48,12 @@ function readDirectory(dir: string): { objects: unknown[]; errors: string[] } {
       errors.push(`${name}: ${(err as Error).message}`);
       continue;
     }
+    // a .json file is usually one JSON document: JSON.parse is ~100× faster than the YAML parser on it
+    const json = name.endsWith('.json') ? parseJson(text) : undefined;
+    if (json !== undefined) {
+      if (json !== null) objects.push(...unpackList(json));
+      continue;
+    }
     parseAllDocuments(text, { uniqueKeys: false }).forEach((doc, i) => {
       if (!('errors' in doc)) return; // an empty stream
       if (doc.errors.length) {
@@ -60,6 +66,15 @@ function readDirectory(dir: string): { objects: unknown[]; errors: string[] } {
     });
   }
   return { objects, errors };
+}
+
+/** One JSON document, or undefined: several documents, or YAML syntax, go to the YAML parser. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `kind: List` (and `PodList`, …) holds its objects in `items`. */
