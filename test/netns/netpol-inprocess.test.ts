@@ -128,6 +128,14 @@ describe('bridge with "policy": NetworkPolicy in-process', () => {
     const sync = inNode([join(OUR_BIN, 'tscni'), 'policy', 'sync', '--full', '--conf', conflist]);
     expect(sync.status, sync.stderr).toBe(0);
     expect(bridgeCall('CHECK', a.id, a.ns, 'a', {}, withPrev).status).toBe(0);
+    // a table deleted by hand: a sync with nothing to change notices and replaces it
+    inNode(['nft', 'delete', 'table', 'inet', 'tscni_policy']);
+    const again = inNode([join(OUR_BIN, 'tscni'), 'policy', 'sync', '--json', '--conf', conflist]);
+    expect(again.status, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ applied: 'full' });
+    expect(bridgeCall('CHECK', a.id, a.ns, 'a', {}, withPrev).status).toBe(0);
+    expect(connects('c', 'a')).toBe(true);
+    expect(connects('b', 'a')).toBe(false);
   });
 
   it.each(['unregister policy', 'remove registration', 'delete veth', 'commit'])('a fault at "%s" leaves no registration, element or veth behind', (fault) => {
