@@ -143,11 +143,12 @@ export async function registerPod(ctx: PluginContext, conf: Netpol, ips: readonl
     const wanted = wantedElements(index, reg);
     const off = wanted.some((e) => ISOLATION.has(e.set)) ? bridgeNetfilterOff(addresses(reg).map(familyOf)) : [];
     if (off.length) throw new CniError(ErrorCode.pluginNotAvailable, `netpol: a policy isolates this pod but ${off.join(', ')} is off`, 'bridged traffic would bypass the policy; set it to 1 (br_netfilter)');
-    const have = new Set(elementsOfAddresses(applied, addresses(reg)).map(key));
+    const held = elementsOfAddresses(applied, addresses(reg));
+    const have = new Set(held.map(key));
     const want = new Set(wanted.map(key));
     const guard = guardChanges(applied, reg);
     const adds = [...wanted.filter((e) => !have.has(key(e))), ...guard.adds];
-    const deletes = [...elementsOfAddresses(applied, addresses(reg)).filter((e) => !want.has(key(e))), ...guard.deletes];
+    const deletes = [...held.filter((e) => !want.has(key(e))), ...guard.deletes];
     await applyElements(ctx, conf, applied, adds, deletes);
     await flushConntrack(ctx.exec, ctx.log, addresses(reg));
   } finally {
