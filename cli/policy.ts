@@ -29,7 +29,15 @@ Options:
   --json             machine-readable output
 `;
 
-const netpolIn = (list: ConfList) => list.plugins.find((p) => p.type === 'netpol');
+/** The netpol plugin of a conflist, or the `policy` keys of a bridge or vxlan that runs it in-process. */
+function netpolIn(list: ConfList): Record<string, unknown> | undefined {
+  for (const p of list.plugins) {
+    if (p.type === 'netpol') return p;
+    const policy = p.policy;
+    if ((p.type === 'bridge' || p.type === 'vxlan') && policy && typeof policy === 'object' && !Array.isArray(policy)) return { ...policy, type: 'netpol' };
+  }
+  return undefined;
+}
 
 /** The netpol plugin config of the chosen network, resolved as the plugin resolves it. */
 function findConf(ctx: CommandContext, network: string | undefined): Netpol {
@@ -44,7 +52,7 @@ function findConf(ctx: CommandContext, network: string | undefined): Netpol {
     list = candidates[0];
   }
   const plugin = list && netpolIn(list);
-  if (!list || !plugin) throw new UsageError(`${file} has no plugin of type "netpol"`);
+  if (!list || !plugin) throw new UsageError(`${file} has no plugin of type "netpol" (nor a bridge or vxlan with "policy")`);
   return resolveNetpol({ ...plugin, name: list.name, cniVersion: list.cniVersion });
 }
 
@@ -83,6 +91,8 @@ export default defineCommand({
     const conf = findConf(ctx, rest[wanted]);
 
     if (action === 'sync') {
+      // the binary keeps code in the interpreter for short plugin calls; compiling a cluster wants the JIT
+      (globalThis as { Bun?: { unsafe?: { setJITPolicy?: (policy: number) => void } } }).Bun?.unsafe?.setJITPolicy?.(1);
       const level = (ctx.args.strings.get('log') ?? 'info') as 'info';
       const log = createLogger({ level }, { cmd: 'policy sync' }, ctx.err);
       const env = { exec: ctx.exec, log };

@@ -1,6 +1,6 @@
 import { containsCidr, parseCidr, type Family } from '../net/ip.ts';
 import type { Cluster } from './cluster.ts';
-import { membershipIndex, membershipMatcher, type MemberPod, type MembershipIndex } from './membership.ts';
+import { membershipIndex, membershipMatcher, rulePeersSet, type MemberPod, type MembershipIndex } from './membership.ts';
 import type { Direction, NetworkPolicy, Pod, PolicyRule } from './objects.ts';
 import { isKnownProtocol, type Protocol } from './protocol.ts';
 import {
@@ -8,7 +8,6 @@ import {
   isolationMap,
   namedPortSet,
   namespaceChain,
-  peersSet,
   policyChain,
   policyId,
   targetsSet,
@@ -42,7 +41,7 @@ import {
  *   chain `ns-<ns>-<dir>`: per policy of the namespace covering <dir>,
  *     `ip saddr @pol-<id>-targets-v4 jump pol-<id>-<dir>` (daddr for ingress), then `drop`
  *   chain `pol-<id>-<dir>` (comment "ns/name"): one accept rule per (peer alternative × port alternative)
- *   sets `pol-<id>-targets-v*`, `pol-<id>-<dir>-<r>-peers-v*`, `np-<proto>-<portname>-v*`
+ *   sets `pol-<id>-targets-v*`, `peers-<hash>-v*` (one per distinct set of peers, shared), `np-<proto>-<portname>-v*`
  */
 export function compile(cluster: Cluster, node: string): Ruleset {
   return compileWithIndex(cluster, node).ruleset;
@@ -129,7 +128,7 @@ function namespaceChainOf(ns: string, dir: Direction, policies: readonly Network
 
 function policyChainOf(p: NetworkPolicy, dir: Direction): NftChain {
   const id = policyId(p.namespace, p.name);
-  const rules = p[dir].flatMap((rule, r) => ruleAlternatives(rule, dir, peersSet(id, dir, r)));
+  const rules = p[dir].flatMap((rule) => ruleAlternatives(rule, dir, rulePeersSet(p.namespace, rule)));
   return { name: policyChain(id, dir), comment: `${p.namespace}/${p.name}`.slice(0, 127), rules };
 }
 
@@ -140,7 +139,7 @@ interface Alternative {
 }
 
 /** One policy rule as accept rules: every peer alternative × every port alternative of a compatible family. */
-function ruleAlternatives(rule: PolicyRule, dir: Direction, peers: string): Rule[] {
+function ruleAlternatives(rule: PolicyRule, dir: Direction, peers: string | undefined): Rule[] {
   const peerAlts = peerAlternatives(rule, dir, peers);
   const portAlts = portAlternatives(rule);
   const rules: Rule[] = [];
@@ -153,10 +152,10 @@ function ruleAlternatives(rule: PolicyRule, dir: Direction, peers: string): Rule
   return rules;
 }
 
-function peerAlternatives(rule: PolicyRule, dir: Direction, peers: string): Alternative[] {
+function peerAlternatives(rule: PolicyRule, dir: Direction, peers: string | undefined): Alternative[] {
   if (rule.peers.length === 0) return [{ matches: [] }];
   const alts: Alternative[] = [];
-  if (rule.peers.some((p) => !p.ipBlock)) {
+  if (peers) {
     for (const f of FAMILIES) alts.push({ family: f, matches: [{ kind: 'addr-set', family: f, dir: peerDir(dir), set: withFamily(peers, f) }] });
   }
   for (const { ipBlock } of rule.peers) {

@@ -111,7 +111,11 @@ export function prefixOf(addressWithPrefix: string): string | undefined {
   return c ? formatCidr({ ...c, ip: network(c) }) : undefined;
 }
 
-const addressOf = (element: string) => elementKey(element).split(' . ')[0]!;
+/** `10.0.0.1`, `10.0.0.1 . tcp . 80`, `10.0.0.1 : jump x` → `10.0.0.1` (an address has no space). */
+const addressOf = (element: string) => {
+  const space = element.indexOf(' ');
+  return space < 0 ? element : element.slice(0, space);
+};
 const familyOf = (text: string): Family | undefined => parseIp(text.split('/')[0]!)?.family;
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 

@@ -1,6 +1,6 @@
 import { parseIp } from '../net/ip.ts';
 import type { Cluster } from './cluster.ts';
-import type { ContainerPort, Direction, LabelSelector, Labels } from './objects.ts';
+import type { ContainerPort, Direction, LabelSelector, Labels, PolicyRule } from './objects.ts';
 import { isKnownProtocol, type Protocol } from './protocol.ts';
 import { isolationMap, namedPortSet, namespaceChain, peersSet, policyId, targetsSet, withFamily, type ElementChange } from './ruleset.ts';
 import { matchesSelector } from './selector.ts';
@@ -17,6 +17,7 @@ import { matchesSelector } from './selector.ts';
  *   membershipIndex(cluster, node): MembershipIndex
  *   podElements(index, pod): ElementChange[]     sorted, deduplicated
  *   membershipMatcher(index): (pod) => ElementChange[]   the same, for many pods (compile)
+ *   rulePeersSet(namespace, rule): string | undefined    the peer set a policy rule matches (shared by equal rules)
  *
  * A pod whose labels are unknown (no Pod object, no `args.cni.labels`) fails closed: it is put in
  * its namespace's isolation maps for every direction some policy of the namespace covers, and in no
@@ -49,29 +50,43 @@ export interface MemberPod {
   readonly local: boolean;
 }
 
+type PeerPredicate = Omit<MembershipIndex['peers'][number], 'set'>;
+
+/** A rule's pod-selecting peers as membership judges them (a podSelector alone: the policy's namespace). */
+function peerPredicates(namespace: string, rule: PolicyRule): PeerPredicate[] {
+  return rule.peers.flatMap((peer) =>
+    peer.ipBlock ? [] : [{ ...(peer.namespaceSelector ? { namespaceSelector: peer.namespaceSelector } : { namespace }), ...(peer.podSelector ? { podSelector: peer.podSelector } : {}) }],
+  );
+}
+
+/** The set holding a rule's peer pods, shared by every rule with the same peers; undefined when it has none (ipBlocks only, or no `from`/`to`). */
+export function rulePeersSet(namespace: string, rule: PolicyRule): string | undefined {
+  const predicates = peerPredicates(namespace, rule);
+  return predicates.length ? peersSet(JSON.stringify(predicates)) : undefined;
+}
+
 export function membershipIndex(cluster: Cluster, node: string): MembershipIndex {
   const targets: MembershipIndex['targets'][number][] = [];
   const peers: MembershipIndex['peers'][number][] = [];
+  const peerSets = new Set<string>();
   const named = new Map<string, MembershipIndex['namedPorts'][number]>();
   for (const p of [...cluster.policies.values()].sort(byKey)) {
     const id = policyId(p.namespace, p.name);
     targets.push({ set: targetsSet(id), namespace: p.namespace, podSelector: p.podSelector, isolates: p.policyTypes });
     for (const dir of p.policyTypes) {
-      p[dir].forEach((rule, r) => {
-        for (const peer of rule.peers) {
-          if (peer.ipBlock) continue;
-          peers.push({
-            set: peersSet(id, dir, r),
-            ...(peer.namespaceSelector ? { namespaceSelector: peer.namespaceSelector } : { namespace: p.namespace }),
-            ...(peer.podSelector ? { podSelector: peer.podSelector } : {}),
-          });
+      for (const rule of p[dir]) {
+        const predicates = peerPredicates(p.namespace, rule);
+        const set = predicates.length ? peersSet(JSON.stringify(predicates)) : undefined;
+        if (set && !peerSets.has(set)) {
+          peerSets.add(set);
+          for (const predicate of predicates) peers.push({ set, ...predicate });
         }
         for (const port of rule.ports) {
           if (typeof port.port !== 'string' || !isKnownProtocol(port.protocol)) continue;
           const set = namedPortSet(port.port, port.protocol);
           named.set(set, { set, port: port.port, protocol: port.protocol });
         }
-      });
+      }
     }
   }
   const namespaces = Object.fromEntries([...cluster.namespaces.values()].map((ns) => [ns.name, ns.labels]));

@@ -103,7 +103,12 @@ export const namespaceChain = (namespace: string, dir: Direction): string => `ns
 export const isolationMap = (dir: Direction, family: Family): string => `${dir}-ns-v${family}`;
 /** Base name of a policy's target set; the family suffix is added per address. */
 export const targetsSet = (id: string): string => `pol-${id}-targets`;
-export const peersSet = (id: string, dir: Direction, rule: number): string => `pol-${id}-${dir}-${rule}-peers`;
+/**
+ * Base name of a rule's peer set, from what decides its elements alone (the rule's pod-selecting
+ * peers, canonical text): rules with equal peers share one set — in the upstream shapes most peer
+ * sets repeat across namespaces (200 policies of the issue's mix: 16,160 elements in 2,660 distinct).
+ */
+export const peersSet = (predicate: string): string => `peers-${digestHex('sha256', predicate).slice(0, 12)}`;
 export const namedPortSet = (port: string, protocol: Protocol): string => `np-${protocol.toLowerCase()}-${port}`;
 export const withFamily = (base: string, family: Family): string => `${base}-v${family}`;
 /** This node's pod subnets (an interval set), and the local pod addresses the plugin registered. */

@@ -1,9 +1,10 @@
 import * as z from 'zod/mini';
 import { validIfName } from '../../lib/cni/env.ts';
-import { invalidConfig } from '../../lib/cni/errors.ts';
+import { CniError, invalidConfig } from '../../lib/cni/errors.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 import { flag, optInt, optString, string } from '../../lib/cni/schemas.ts';
 import { isUnicastMac, parseMac } from '../../lib/ip/mac.ts';
+import { resolveNetpol, type Netpol } from '../netpol/conf.ts';
 
 export const BridgeConf = lazy(() =>
   z.looseObject({
@@ -28,6 +29,8 @@ export const BridgeConf = lazy(() =>
     dns: z.optional(z.nullable(z.looseObject({}))),
     args: z.optional(z.nullable(z.looseObject({ cni: z.optional(z.nullable(z.looseObject({ mac: optString() }))) }))),
     runtimeConfig: z.optional(z.nullable(z.looseObject({ mac: optString() }))),
+    /** NetworkPolicy in-process: the netpol plugin's keys (objects, nodeName, stateDir, podSubnets). */
+    policy: z.optional(z.nullable(z.looseObject({}))),
   }),
 );
 export type BridgeConf = z.infer<ReturnType<typeof BridgeConf>>;
@@ -57,6 +60,8 @@ export interface Bridge {
   /** Container MAC: CNI_ARGS MAC < args.cni.mac < runtimeConfig.mac. */
   mac: string | undefined;
   dns: Record<string, unknown> | undefined;
+  /** `policy`: netpol registers each pod in-process, after IPAM and before its interface exists. */
+  policy: Netpol | undefined;
 }
 
 const inVlanRange = (v: number) => v > 0 && v <= 4094;
@@ -90,6 +95,19 @@ function checkMac(mac: string | undefined, source: string): string | undefined {
   if (!parsed) throw invalidConfig(`invalid MAC address ${JSON.stringify(mac)} in ${source}`);
   if (!isUnicastMac(parsed)) throw invalidConfig(`MAC address ${mac} in ${source} is not unicast`);
   return parsed;
+}
+
+/**
+ * netpol's resolver on the `policy` keys (also vxlan's, which passes them to bridge); args carries
+ * args.cni.labels, a pod's labels without Kubernetes.
+ */
+export function resolvePolicy(policy: Record<string, unknown>, conf: { name: string; args?: unknown }): Netpol {
+  try {
+    return resolveNetpol({ ...policy, name: conf.name, args: conf.args });
+  } catch (err) {
+    if (err instanceof CniError) throw new CniError(err.code, `policy: ${err.message}`, err.details);
+    throw err;
+  }
 }
 
 /** Everything decided before any side effect: defaults, precedence and validation (code 7). */
@@ -131,5 +149,6 @@ export function resolveBridge(conf: BridgeConf, cniArgMac: string | undefined): 
     ipamType: conf.ipam?.type || undefined,
     mac,
     dns: dnsSet ? dns : undefined,
+    policy: conf.policy ? resolvePolicy(conf.policy, conf) : undefined,
   };
 }

@@ -70,6 +70,9 @@ async function settleDad(ctx: PluginContext): Promise<void> {
   throw new CniError(ErrorCode.internal, `addresses on ${ctx.ifname} still tentative after 5 s`);
 }
 
+/** netpol's public surface, loaded only when the config has `policy`. */
+const netpol = () => import('../netpol/index.ts');
+
 const masqAddresses = (addressing: Addressing) => addressing.ips.flatMap((ipc) => parseCidr(ipc.address) ?? []);
 
 /** Best effort: the reference ignores failures here too (IPv6 may be disabled). */
@@ -113,6 +116,13 @@ export default definePlugin({
       masq = addMasquerade(ctx.exec, br.ipMasqBackend, br.network, ctx.containerId, masqAddresses(addressing));
     }
     const links = async () => {
+      // before the interface exists: the pod's first packet is judged (the masquerade meanwhile runs)
+      if (br.policy && addressing) {
+        const policy = br.policy;
+        const api = await netpol();
+        undo.push('unregister policy', () => api.unregisterPod(ctx, policy));
+        await api.registerPod(ctx, policy, addressing.ips.map((ipc) => ipc.address));
+      }
       const host = await applyHost(ctx, br, hostVeth, addressing, observed);
       trySysctl(`net/ipv6/conf/${br.bridge}/accept_ra`, '0');
       const vlanLines = planVlans(br, hostVeth);
@@ -177,6 +187,7 @@ export default definePlugin({
       );
     }
     if (br.macspoofchk) steps.push(removeMacSpoofChk(ctx.exec, br.network, { only: [spoofKey(ctx.containerId, ctx.ifname)] }));
+    if (br.policy) steps.push(netpol().then((api) => api.unregisterPod(ctx, br.policy!)));
     const failed = (await Promise.allSettled(steps)).find((s) => s.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
   },
@@ -187,6 +198,7 @@ export default definePlugin({
     if (br.ipamType) await ctx.delegate(br.ipamType, 'CHECK');
     if (!ctx.prevResult) throw new CniError(ErrorCode.invalidConfig, 'Required prevResult missing');
     await checkBridge(ctx, br, ctx.prevResult);
+    if (br.policy) await (await netpol()).checkPod(ctx, br.policy);
   },
 
   async gc(ctx) {
@@ -196,11 +208,13 @@ export default definePlugin({
     await removeMasquerade(ctx.exec, 'iptables', br.network, { allBut: ids });
     await removeMasquerade(ctx.exec, 'nftables', br.network, { allBut: ids });
     await removeMacSpoofChk(ctx.exec, br.network, { allBut: valid.map((a) => spoofKey(a.containerID, a.ifname)) });
+    if (br.policy) await (await netpol()).gcPods(ctx, br.policy, valid);
     if (br.ipamType) await ctx.delegate(br.ipamType, 'GC');
   },
 
   async status(ctx) {
     const br = parseBridge(ctx);
+    if (br.policy) (await netpol()).policyStatus(br.policy);
     if (br.ipamType) await ctx.delegate(br.ipamType, 'STATUS');
   },
 });

@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
 import * as z from 'zod/mini';
 import { parseConf, stateDirOf } from '../../lib/cni/conf.ts';
 import { invalidConfig } from '../../lib/cni/errors.ts';
@@ -71,6 +71,9 @@ export function resolveNetpol(raw: unknown): Netpol {
     validAttachments: conf['cni.dev/valid-attachments'],
   };
 }
+
+/** uname's nodename, as os.hostname() gives it, without loading node:os into bridge's start-up (it resolves `policy` with this). */
+const hostname = (): string => readFileSync('/proc/sys/kernel/hostname', 'utf8').trim();
 
 function absolutePath(key: string, path: string): string {
   if (!path.startsWith('/') || path.split('/').includes('..')) throw invalidConfig(`invalid ${key} ${JSON.stringify(path)}`, 'must be an absolute path without ".."');

@@ -29,6 +29,14 @@ import {
  * and the guard's `registered` set in ONE transaction before returning, so its first packet is
  * judged; it reads the index sync wrote (sync.ts), never the source — unless the index is missing
  * or older than the objects, then it syncs first (no watcher running). State: state.ts.
+ *
+ * Public surface (bridge, and vxlan through it, run these in-process when their config has a
+ * `policy` key: the registration then precedes the pod's interface):
+ *   registerPod(ctx, conf, ips)     ADD without prevResult: `ips` as `address/prefix`
+ *   unregisterPod(ctx, conf)        DEL (idempotent)
+ *   checkPod(ctx, conf)             CHECK
+ *   gcPods(ctx, conf, valid)        GC: registrations of conf.network not in `valid`
+ *   policyStatus(conf)              STATUS
  */
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -122,6 +130,66 @@ async function withLock<T>(ctx: PluginContext, conf: Netpol, work: () => Promise
   }
 }
 
+/** Registers the pod's addresses and puts it in its sets and `registered`, all before returning. */
+export async function registerPod(ctx: PluginContext, conf: Netpol, ips: readonly string[]): Promise<void> {
+  const reg = registrationOf(ctx, conf, [...ips]);
+  if (reg.ips.length === 0) return;
+  await using undo = ctx.undo();
+  const lock = await lockDevice(conf.stateDir, LOCK_NAME, ctx.log);
+  try {
+    writeRegistration(conf.stateDir, reg);
+    undo.push('remove registration', () => withLock(ctx, conf, () => unregister(ctx, conf, [reg])));
+    const { index, applied } = await freshState(ctx, conf);
+    const wanted = wantedElements(index, reg);
+    const off = wanted.some((e) => ISOLATION.has(e.set)) ? bridgeNetfilterOff(addresses(reg).map(familyOf)) : [];
+    if (off.length) throw new CniError(ErrorCode.pluginNotAvailable, `netpol: a policy isolates this pod but ${off.join(', ')} is off`, 'bridged traffic would bypass the policy; set it to 1 (br_netfilter)');
+    const held = elementsOfAddresses(applied, addresses(reg));
+    const have = new Set(held.map(key));
+    const want = new Set(wanted.map(key));
+    const guard = guardChanges(applied, reg);
+    const adds = [...wanted.filter((e) => !have.has(key(e))), ...guard.adds];
+    const deletes = [...held.filter((e) => !want.has(key(e))), ...guard.deletes];
+    // Flush first: until the transaction registers the pod, the guard drops its packets, so no
+    // entry of a previous owner's flow survives into the pod's life. An address some registration
+    // still held was not guarded: flush again once the pod's own sets judge it.
+    const heldBefore = [...have].some((e) => e.startsWith(`${registeredSet(4)} `) || e.startsWith(`${registeredSet(6)} `));
+    await flushConntrack(ctx.exec, ctx.log, addresses(reg));
+    await applyElements(ctx, conf, applied, adds, deletes);
+    if (heldBefore) await flushConntrack(ctx.exec, ctx.log, addresses(reg));
+  } finally {
+    lock.release();
+  }
+  undo.commit();
+}
+
+export async function unregisterPod(ctx: PluginContext, conf: Netpol): Promise<void> {
+  const reg = readRegistration(conf.stateDir, ctx.containerId, ctx.ifname);
+  if (!reg) return;
+  await withLock(ctx, conf, () => unregister(ctx, conf, [reg]));
+}
+
+export async function checkPod(ctx: PluginContext, conf: Netpol): Promise<void> {
+  const reg = readRegistration(conf.stateDir, ctx.containerId, ctx.ifname);
+  if (!reg) throw new CniError(ErrorCode.internal, `netpol: ${ctx.containerId}/${ctx.ifname} is not registered`);
+  const index = readIndex(conf.stateDir);
+  if (!index) throw new CniError(ErrorCode.internal, `netpol: no index in ${conf.stateDir} (run tscni policy sync)`);
+  const kernel = await kernelElements(ctx.exec);
+  if (!kernel) throw new CniError(ErrorCode.internal, 'netpol: table inet tscni_policy is missing');
+  const missing = wantedElements(index, reg).filter((e) => !kernel.get(e.set)?.has(e.element));
+  if (missing.length) throw new CniError(ErrorCode.internal, `netpol: set ${missing[0]!.set} lacks ${missing[0]!.element}`, missing.map((e) => `${e.set}: ${e.element}`).join('; '));
+}
+
+export async function gcPods(ctx: PluginContext, conf: Netpol, valid: readonly { containerID: string; ifname: string }[]): Promise<void> {
+  const keep = new Set(valid.map((a) => `${a.containerID}/${a.ifname}`));
+  await withLock(ctx, conf, () => unregister(ctx, conf, listRegistrations(conf.stateDir).filter((r) => r.network === conf.network && !keep.has(`${r.containerId}/${r.ifname}`))));
+}
+
+export function policyStatus(conf: Netpol): void {
+  if (sourceStamp(conf.objects) === 'unreadable') throw new CniError(ErrorCode.pluginNotAvailable, `netpol: objects directory ${conf.objects} cannot be read`);
+  const off = bridgeNetfilterOff([4, 6]);
+  if (off.length) throw new CniError(ErrorCode.pluginNotAvailable, `netpol: ${off.join(', ')} is off: bridged pod traffic would bypass NetworkPolicy`, 'set it to 1 (br_netfilter)');
+}
+
 export default definePlugin({
   name: 'netpol',
   summary: 'enforces Kubernetes NetworkPolicy for the chain\'s pods (nftables table inet tscni_policy)',
@@ -131,65 +199,14 @@ export default definePlugin({
     const conf = resolveNetpol(ctx.conf);
     const prev = ctx.prevResult;
     if (!prev) throw new CniError(ErrorCode.invalidConfig, 'Required prevResult missing', 'netpol runs chained after the plugin that gives the pod its addresses (bridge, vxlan)');
-    const reg = registrationOf(ctx, conf, (prev.ips ?? []).map((ip) => ip.address));
-    if (reg.ips.length === 0) return prev;
-    await using undo = ctx.undo();
-    const lock = await lockDevice(conf.stateDir, LOCK_NAME, ctx.log);
-    try {
-      writeRegistration(conf.stateDir, reg);
-      undo.push('remove registration', () => withLock(ctx, conf, () => unregister(ctx, conf, [reg])));
-      const { index, applied } = await freshState(ctx, conf);
-      const wanted = wantedElements(index, reg);
-      const off = wanted.some((e) => ISOLATION.has(e.set)) ? bridgeNetfilterOff(addresses(reg).map(familyOf)) : [];
-      if (off.length) throw new CniError(ErrorCode.pluginNotAvailable, `netpol: a policy isolates this pod but ${off.join(', ')} is off`, 'bridged traffic would bypass the policy; set it to 1 (br_netfilter)');
-      const have = new Set(elementsOfAddresses(applied, addresses(reg)).map(key));
-      const want = new Set(wanted.map(key));
-      const guard = guardChanges(applied, reg);
-      const adds = [...wanted.filter((e) => !have.has(key(e))), ...guard.adds];
-      const deletes = [...elementsOfAddresses(applied, addresses(reg)).filter((e) => !want.has(key(e))), ...guard.deletes];
-      // Flush first: until the transaction registers the pod, the guard drops its packets, so no
-      // entry of a previous owner's flow survives into the pod's life. An address some registration
-      // still held was not guarded: flush again once the pod's own sets judge it.
-      const heldBefore = [...have].some((e) => e.startsWith(`${registeredSet(4)} `) || e.startsWith(`${registeredSet(6)} `));
-      await flushConntrack(ctx.exec, ctx.log, addresses(reg));
-      await applyElements(ctx, conf, applied, adds, deletes);
-      if (heldBefore) await flushConntrack(ctx.exec, ctx.log, addresses(reg));
-    } finally {
-      lock.release();
-    }
-    undo.commit();
+    await registerPod(ctx, conf, (prev.ips ?? []).map((ip) => ip.address));
     return prev;
   },
-
-  async del(ctx) {
+  del: (ctx) => unregisterPod(ctx, resolveNetpol(ctx.conf)),
+  check: (ctx) => checkPod(ctx, resolveNetpol(ctx.conf)),
+  gc: (ctx) => {
     const conf = resolveNetpol(ctx.conf);
-    const reg = readRegistration(conf.stateDir, ctx.containerId, ctx.ifname);
-    if (!reg) return;
-    await withLock(ctx, conf, () => unregister(ctx, conf, [reg]));
+    return gcPods(ctx, conf, conf.validAttachments ?? []);
   },
-
-  async check(ctx) {
-    const conf = resolveNetpol(ctx.conf);
-    const reg = readRegistration(conf.stateDir, ctx.containerId, ctx.ifname);
-    if (!reg) throw new CniError(ErrorCode.internal, `netpol: ${ctx.containerId}/${ctx.ifname} is not registered`);
-    const index = readIndex(conf.stateDir);
-    if (!index) throw new CniError(ErrorCode.internal, `netpol: no index in ${conf.stateDir} (run tscni policy sync)`);
-    const kernel = await kernelElements(ctx.exec);
-    if (!kernel) throw new CniError(ErrorCode.internal, 'netpol: table inet tscni_policy is missing');
-    const missing = wantedElements(index, reg).filter((e) => !kernel.get(e.set)?.has(e.element));
-    if (missing.length) throw new CniError(ErrorCode.internal, `netpol: set ${missing[0]!.set} lacks ${missing[0]!.element}`, missing.map((e) => `${e.set}: ${e.element}`).join('; '));
-  },
-
-  async gc(ctx) {
-    const conf = resolveNetpol(ctx.conf);
-    const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}/${a.ifname}`));
-    await withLock(ctx, conf, () => unregister(ctx, conf, listRegistrations(conf.stateDir).filter((r) => r.network === conf.network && !valid.has(`${r.containerId}/${r.ifname}`))));
-  },
-
-  async status(ctx) {
-    const conf = resolveNetpol(ctx.conf);
-    if (sourceStamp(conf.objects) === 'unreadable') throw new CniError(ErrorCode.pluginNotAvailable, `netpol: objects directory ${conf.objects} cannot be read`);
-    const off = bridgeNetfilterOff([4, 6]);
-    if (off.length) throw new CniError(ErrorCode.pluginNotAvailable, `netpol: ${off.join(', ')} is off: bridged pod traffic would bypass NetworkPolicy`, 'set it to 1 (br_netfilter)');
-  },
+  status: async (ctx) => policyStatus(resolveNetpol(ctx.conf)),
 });

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import type { Logger } from '../../lib/cni/log.ts';
 import type { Exec } from '../../lib/exec.ts';
-import type { Family } from '../../lib/net/ip.ts';
+import { parseIp, type Family } from '../../lib/net/ip.ts';
 import { deleteAddressConntrack } from '../../lib/netfilter/conntrack.ts';
 import { nftList } from '../../lib/netfilter/nft.ts';
 import { TABLE } from '../../lib/netpol/ruleset.ts';
@@ -15,6 +15,7 @@ import { TABLE } from '../../lib/netpol/ruleset.ts';
  *   kernelElements(exec): Promise<Map<set, Set<element>> | undefined>   undefined: no table
  *   bridgeNetfilterOff(families): string[]     the sysctls (of this netns) that are 0 or missing
  *   flushConntrack(exec, log, ips)              entries from or to these addresses; never throws
+ *   conntrackMentions(ips, file?): Set | undefined   the addresses the conntrack table names; undefined: unreadable
  */
 export async function tablePresent(exec: Exec): Promise<boolean> {
   return (await nftList(exec, ['tables', 'inet'])).tables.some((t) => t.name === TABLE);
@@ -61,12 +62,69 @@ export function bridgeNetfilterOff(families: Iterable<Family>): string[] {
   return off;
 }
 
-/** `conntrack -D -s IP` and `-d IP`: no flow of an address's previous owner counts as established. */
+/**
+ * `conntrack -D -s IP` and `-d IP`: no flow of an address's previous owner counts as established.
+ * A new pod's address usually has no entry: /proc/net/nf_conntrack (this network namespace's table)
+ * says which addresses have one, and only those cost two spawns; without that file, all of them do.
+ */
 export async function flushConntrack(exec: Exec, log: Logger, ips: readonly string[]): Promise<void> {
-  const runs = ips.flatMap((ip) => (['-s', '-d'] as const).map((dir) => deleteAddressConntrack(exec, dir, ip)));
+  const named = conntrackMentions(ips);
+  const flush = named ? ips.filter((ip) => named.has(ip)) : ips;
+  const runs = flush.flatMap((ip) => (['-s', '-d'] as const).map((dir) => deleteAddressConntrack(exec, dir, ip)));
   for (const r of await Promise.allSettled(runs)) {
     if (r.status === 'rejected') log.warn('could not flush conntrack entries', { error: (r.reason as Error).message });
     // exit 1 with "0 flow entries": nothing to flush
     else if (r.value.status !== 0 && !/0 flow entries/.test(r.value.stderr)) log.warn('could not flush conntrack entries', { argv: r.value.argv.join(' '), stderr: r.value.stderr.trim() });
   }
+}
+
+/** The table prints `src=10.1.0.5 ` and, for IPv6, every group in full (`%pI6`: `fd00:0000:…:0005`). */
+function conntrackText(ip: string): string | undefined {
+  const parsed = parseIp(ip);
+  if (!parsed) return undefined;
+  if (parsed.family === 4) return `=${ip} `;
+  return `=${parsed.value.toString(16).padStart(32, '0').replace(/(.{4})(?!$)/g, '$1:')} `;
+}
+
+const CHUNK = 1 << 16;
+
+/**
+ * Which of `ips` appear in the conntrack table (any direction, any tuple), read in chunks and
+ * stopped as soon as all are found. Undefined when the table cannot be read (no
+ * CONFIG_NF_CONNTRACK_PROCFS, no conntrack module): the caller then assumes every address does.
+ */
+export function conntrackMentions(ips: readonly string[], file = '/proc/net/nf_conntrack'): Set<string> | undefined {
+  const needles = new Map(ips.flatMap((ip) => {
+    const text = conntrackText(ip);
+    return text ? [[text, ip] as const] : [];
+  }));
+  const found = new Set<string>();
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    let tail = '';
+    for (;;) {
+      const n = readSync(fd, buf, 0, CHUNK, null);
+      if (n === 0) break;
+      const text = tail + buf.toString('latin1', 0, n);
+      for (const [needle, ip] of needles) {
+        if (text.includes(needle)) {
+          found.add(ip);
+          needles.delete(needle);
+        }
+      }
+      if (needles.size === 0) break;
+      tail = text.slice(-48); // longer than any needle: one split across two reads is still seen
+    }
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+  return found;
 }

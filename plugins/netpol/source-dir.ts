@@ -48,24 +48,38 @@ function readDirectory(dir: string): { objects: unknown[]; errors: string[] } {
       errors.push(`${name}: ${(err as Error).message}`);
       continue;
     }
-    parseAllDocuments(text, { uniqueKeys: false }).forEach((doc, i) => {
-      if (!('errors' in doc)) return; // an empty stream
-      if (doc.errors.length) {
-        errors.push(`${name}: document ${i + 1}: ${doc.errors[0]!.message.split('\n')[0]}`);
-        return;
-      }
-      const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    // a .json file is usually one JSON document: JSON.parse is ~100× faster than the YAML parser on it
+    const collect = (value: unknown, document: number) => {
       if (value === null || value === undefined) return;
       unpackList(value).forEach((o, j) => {
         if (isMapping(o)) objects.push(o);
-        else errors.push(`${name}: document ${i + 1}${o === value ? '' : `: items[${j}]`}: not an object (a manifest is a mapping with kind and metadata)`);
+        else errors.push(`${name}: document ${document}${o === value ? '' : `: items[${j}]`}: not an object (a manifest is a mapping with kind and metadata)`);
       });
+    };
+    const json = name.endsWith('.json') ? parseJson(text) : undefined;
+    if (json !== undefined) {
+      collect(json, 1);
+      continue;
+    }
+    parseAllDocuments(text, { uniqueKeys: false }).forEach((doc, i) => {
+      if (!('errors' in doc)) return; // an empty stream
+      if (doc.errors.length) errors.push(`${name}: document ${i + 1}: ${doc.errors[0]!.message.split('\n')[0]}`);
+      else collect(doc.toJS({ maxAliasCount: 100 }), i + 1);
     });
   }
   return { objects, errors };
 }
 
 const isMapping = (v: unknown): v is object => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** One JSON document, or undefined: several documents, or YAML syntax, go to the YAML parser. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
 
 /** `kind: List` (and `PodList`, …) holds its objects in `items`. */
 function unpackList(value: unknown): unknown[] {

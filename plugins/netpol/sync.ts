@@ -46,6 +46,8 @@ export interface SyncSummary {
   /** 'none' (nothing changed), 'diff' or 'full' (the table replaced). */
   applied: 'none' | 'diff' | 'full';
   ms: number;
+  /** Where `ms` went (ms): reading and validating the source, compiling, the diff and its nft transaction, the state files. */
+  phases: { read: number; compile: number; apply: number; write: number };
 }
 
 export interface ClusterView {
@@ -92,10 +94,14 @@ export async function syncOnce(conf: Netpol, env: SyncEnv, opts: { full?: boolea
 
 export async function syncLocked(conf: Netpol, env: SyncEnv, opts: { full?: boolean } = {}): Promise<SyncSummary> {
   const started = performance.now();
+  const lap = lapTimer();
   const view = readCluster(conf);
+  const read = lap();
   const { ruleset, index } = desired(conf, view);
-  const prev = opts.full || !(await tablePresent(env.exec)) ? undefined : readApplied(conf.stateDir);
+  const compiled = lap();
+  const prev = opts.full ? undefined : readApplied(conf.stateDir);
   const applied = await applyRuleset(env, prev, ruleset);
+  const apply = lap();
   writeApplied(conf.stateDir, ruleset);
   const pods: Record<string, IndexedPod> = {};
   for (const [key, p] of view.cluster.pods) pods[key] = { labels: p.labels, ports: p.ports, hostNetwork: p.hostNetwork };
@@ -108,7 +114,21 @@ export async function syncLocked(conf: Netpol, env: SyncEnv, opts: { full?: bool
     rejected: view.rejected,
     warnings: view.warnings,
     applied,
-    ms: Math.round((performance.now() - started) * 100) / 100,
+    ms: round(performance.now() - started),
+    phases: { read, compile: compiled, apply, write: lap() },
+  };
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
+
+/** Each call: the milliseconds since the previous one. */
+function lapTimer(): () => number {
+  let last = performance.now();
+  return () => {
+    const now = performance.now();
+    const ms = round(now - last);
+    last = now;
+    return ms;
   };
 }
 
@@ -126,14 +146,23 @@ function desired(conf: Netpol, view: ClusterView): ReturnType<typeof compileWith
 export const registrationMember = (r: Registration): MemberPod => ({ namespace: r.namespace, labels: r.argLabels, ips: addressesOf(r), hostNetwork: false, ports: [], local: true });
 export const addressesOf = (r: Pick<Registration, 'ips'>): string[] => r.ips.map((ip) => ip.split('/')[0]!);
 
-/** The diff from what was applied; a diff the kernel refuses (it did not hold `prev`) becomes the full render. */
+/**
+ * The diff from what was applied; a diff the kernel refuses (it did not hold `prev`: every line
+ * names our table, so a missing table fails it too) becomes the full render. Only an empty diff
+ * asks whether the table is there: `nft list` fetches the whole ruleset first (~0.1-0.6 s with the
+ * issue's 200 policies), so it is not asked on every sync.
+ */
 async function applyRuleset(env: SyncEnv, prev: Ruleset | undefined, next: Ruleset): Promise<SyncSummary['applied']> {
   const script = diffRuleset(prev, next);
   if (!prev) {
     await nftApply(env.exec, script);
     return 'full';
   }
-  if (script === '') return 'none';
+  if (script === '') {
+    if (await tablePresent(env.exec)) return 'none';
+    await nftApply(env.exec, renderRuleset(next));
+    return 'full';
+  }
   try {
     await nftApply(env.exec, script);
     return 'diff';

@@ -3,6 +3,7 @@ import { invalidConfig } from '../../lib/cni/errors.ts';
 import { parseConf } from '../../lib/cni/conf.ts';
 import { lazy } from '../../lib/cni/lazy.ts';
 import { canonicalIp, containsCidr, formatCidr, parseSubnet, type Cidr } from '../../lib/net/ip.ts';
+import { resolvePolicy } from '../bridge/conf.ts';
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const ABS_PATH = /^\/[A-Za-z0-9_.@:+/-]*$/;
@@ -134,6 +135,12 @@ export function parseVxlanConf(raw: unknown): Conf {
   }
   const device = c.device ?? `tscni.${c.vni}`;
   if (!IFNAME.test(device)) throw invalidConfig(`device name ${device} is too long; set "device"`);
+  // passed to bridge as it is (NetworkPolicy in-process): refused here, before the node side acts
+  const policy = (c as Record<string, unknown>).policy;
+  if (policy !== undefined && policy !== null) {
+    if (typeof policy !== 'object' || Array.isArray(policy)) throw invalidConfig('policy must be an object');
+    resolvePolicy(policy as Record<string, unknown>, c);
+  }
   return { ...c, network, subnet, subnetLen, network6: v6?.network, subnet6: v6?.subnet, subnetLen6: v6?.subnetLen ?? c.subnetLen6, localIP, device, source };
 }
 

@@ -14,8 +14,8 @@ import { localPeers } from './sources.ts';
 import { readState, stateSubnets } from './state.ts';
 import { ensureNode } from './writer.ts';
 
-/** What the runtime sent that the bridge (and its IPAM) read: MAC/IP requests, GC's valid attachments. */
-const PASSED_TO_BRIDGE = ['args', 'runtimeConfig', 'dns', 'cni.dev/valid-attachments', 'cni.dev/attachments'] as const;
+/** What the bridge (and its IPAM) read as sent: MAC/IP requests, GC's valid attachments, NetworkPolicy in-process. */
+const PASSED_TO_BRIDGE = ['args', 'runtimeConfig', 'dns', 'cni.dev/valid-attachments', 'cni.dev/attachments', 'policy'] as const;
 
 /**
  * The bridge attachment of a pod on this node: host-local over the node's subnets (one range set

@@ -9,5 +9,6 @@ import hostLocal from './host-local.mjs';
 import resources from './resources.mjs';
 import targets from './targets.mjs';
 import portmap from './portmap.mjs';
+import netpol from './netpol.mjs';
 
-export const SECTIONS = [version, loopback, bridge, chain, vxlan, hostLocal, portmap, resources, targets];
+export const SECTIONS = [version, loopback, bridge, chain, vxlan, hostLocal, portmap, netpol, resources, targets];

@@ -23,6 +23,8 @@ const chainText = (rs: Ruleset, chain: string) => {
   return lines.slice(start + 1, lines.indexOf('  }', start)).map((l) => l.trim());
 };
 const id = (ns: string, name: string) => policyId(ns, name);
+/** The peer set (base name) a policy chain's rules match: named by the peers, shared by equal rules. */
+const peersOf = (rs: Ruleset, chain: string) => /@(peers-[0-9a-f]{12})-v[46]/.exec(chainText(rs, chain).join('\n'))![1]!;
 
 describe('compile + render', () => {
   it('default-deny-ingress: the whole table', () => {
@@ -142,14 +144,31 @@ describe('compile + render', () => {
 
   it('pod and namespace selector in one peer (AND) vs in two peers (OR)', () => {
     const and = rulesetOf(['x/a', 'x/b', 'y/a', 'y/b', 'z/a'], [policy('x', 'p', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [{ namespaceSelector: sel({ [NS]: 'y' }), podSelector: sel({ pod: 'a' }) }] }] })]);
-    expect(elementsOf(and, `pol-${id('x', 'p')}-ingress-0-peers-v4`)).toEqual(['10.0.2.1']);
+    expect(elementsOf(and, `${peersOf(and, `pol-${id('x', 'p')}-ingress`)}-v4`)).toEqual(['10.0.2.1']);
     const or = rulesetOf(['x/a', 'x/b', 'y/a', 'y/b', 'z/a'], [policy('x', 'p', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [{ namespaceSelector: sel({ [NS]: 'y' }) }, { podSelector: sel({ pod: 'a' }) }] }] })]);
-    expect(elementsOf(or, `pol-${id('x', 'p')}-ingress-0-peers-v4`)).toEqual(['10.0.1.1', '10.0.2.1', '10.0.2.2']);
+    expect(elementsOf(or, `${peersOf(or, `pol-${id('x', 'p')}-ingress`)}-v4`)).toEqual(['10.0.1.1', '10.0.2.1', '10.0.2.2']);
     expect(chainText(or, `pol-${id('x', 'p')}-ingress`)).toEqual([
       'comment "x/p";',
-      `ip saddr @pol-${id('x', 'p')}-ingress-0-peers-v4 accept`,
-      `ip6 saddr @pol-${id('x', 'p')}-ingress-0-peers-v6 accept`,
+      `ip saddr @${peersOf(or, `pol-${id('x', 'p')}-ingress`)}-v4 accept`,
+      `ip6 saddr @${peersOf(or, `pol-${id('x', 'p')}-ingress`)}-v6 accept`,
     ]);
+  });
+
+  it('rules with equal peers share one peer set; a podSelector alone differs per namespace', () => {
+    const peers = { ingress: [{ from: [{ namespaceSelector: sel({ [NS]: 'y' }), podSelector: sel({ pod: 'a' }) }] }] };
+    const own = { ingress: [{ from: [{ podSelector: sel({ pod: 'a' }) }] }] };
+    const rs = rulesetOf(['x/a', 'y/a', 'z/a'], [
+      policy('x', 'p', { podSelector: {}, ...peers }),
+      policy('z', 'q', { podSelector: sel({ pod: 'a' }), ...peers }),
+      policy('x', 'own', { podSelector: {}, ...own }),
+      policy('z', 'own', { podSelector: {}, ...own }),
+    ]);
+    expect(peersOf(rs, `pol-${id('x', 'p')}-ingress`)).toBe(peersOf(rs, `pol-${id('z', 'q')}-ingress`));
+    expect(elementsOf(rs, `${peersOf(rs, `pol-${id('x', 'p')}-ingress`)}-v4`)).toEqual(['10.0.2.1']);
+    expect(peersOf(rs, `pol-${id('x', 'own')}-ingress`)).not.toBe(peersOf(rs, `pol-${id('z', 'own')}-ingress`));
+    expect(elementsOf(rs, `${peersOf(rs, `pol-${id('x', 'own')}-ingress`)}-v4`)).toEqual(['10.0.1.1']);
+    expect(elementsOf(rs, `${peersOf(rs, `pol-${id('z', 'own')}-ingress`)}-v4`)).toEqual(['10.0.3.1']);
+    expect(rs.sets.filter((set) => set.name.startsWith('peers-')).map((set) => set.name)).toHaveLength(6); // 3 distinct × 2 families
   });
 
   it('named ports: ingress resolves on the target pod, egress on the destination, protocol included', () => {
@@ -168,8 +187,8 @@ describe('compile + render', () => {
     ]);
     expect(chainText(rs, `pol-${o}-egress`)).toEqual([
       'comment "x/out";',
-      `ip daddr @pol-${o}-egress-0-peers-v4 ip daddr . meta l4proto . th dport @np-tcp-serve-80-tcp-v4 accept`,
-      `ip6 daddr @pol-${o}-egress-0-peers-v6 ip6 daddr . meta l4proto . th dport @np-tcp-serve-80-tcp-v6 accept`,
+      `ip daddr @${peersOf(rs, `pol-${o}-egress`)}-v4 ip daddr . meta l4proto . th dport @np-tcp-serve-80-tcp-v4 accept`,
+      `ip6 daddr @${peersOf(rs, `pol-${o}-egress`)}-v6 ip6 daddr . meta l4proto . th dport @np-tcp-serve-80-tcp-v6 accept`,
     ]);
     expect(elementsOf(rs, 'np-tcp-serve-81-tcp-v4')).toEqual(['10.0.1.1 . tcp . 81', '10.0.2.1 . tcp . 81']);
     expect(elementsOf(rs, 'np-udp-serve-80-udp-v4')).toEqual(['10.0.1.1 . udp . 80', '10.0.2.1 . udp . 80']);
@@ -208,8 +227,8 @@ describe('compile + render', () => {
     const p = id('x', 'p');
     expect(chainText(rs, `pol-${p}-egress`)).toEqual([
       'comment "x/p";',
-      `ip daddr @pol-${p}-egress-0-peers-v4 meta l4proto . th dport { udp . 53 } accept`,
-      `ip6 daddr @pol-${p}-egress-0-peers-v6 meta l4proto . th dport { udp . 53 } accept`,
+      `ip daddr @${peersOf(rs, `pol-${p}-egress`)}-v4 meta l4proto . th dport { udp . 53 } accept`,
+      `ip6 daddr @${peersOf(rs, `pol-${p}-egress`)}-v6 meta l4proto . th dport { udp . 53 } accept`,
       'ip daddr 192.168.0.0/16 ip daddr != { 192.168.1.0/24, 192.168.2.0/24 } meta l4proto . th dport { udp . 53 } accept',
       'ip6 daddr fd00:1::/48 ip6 daddr != { fd00:1:0:1::/64 } meta l4proto . th dport { udp . 53 } accept',
       'ip daddr 0.0.0.0/0 meta l4proto . th dport { udp . 53 } accept',
@@ -221,10 +240,10 @@ describe('compile + render', () => {
     const p = id('x', 'p');
     expect(chainText(rs, `pol-${p}-ingress`)).toEqual([
       'comment "x/p";',
-      `ip saddr @pol-${p}-ingress-0-peers-v4 meta l4proto . th dport { udp . 80 } accept`,
-      `ip saddr @pol-${p}-ingress-0-peers-v4 meta l4proto { sctp, tcp } accept`,
-      `ip6 saddr @pol-${p}-ingress-0-peers-v6 meta l4proto . th dport { udp . 80 } accept`,
-      `ip6 saddr @pol-${p}-ingress-0-peers-v6 meta l4proto { sctp, tcp } accept`,
+      `ip saddr @${peersOf(rs, `pol-${p}-ingress`)}-v4 meta l4proto . th dport { udp . 80 } accept`,
+      `ip saddr @${peersOf(rs, `pol-${p}-ingress`)}-v4 meta l4proto { sctp, tcp } accept`,
+      `ip6 saddr @${peersOf(rs, `pol-${p}-ingress`)}-v6 meta l4proto . th dport { udp . 80 } accept`,
+      `ip6 saddr @${peersOf(rs, `pol-${p}-ingress`)}-v6 meta l4proto { sctp, tcp } accept`,
     ]);
   });
 
@@ -247,8 +266,8 @@ describe('compile + render', () => {
     expect(elementsOf(rs, 'ingress-ns-v4')).toEqual(['10.0.1.1 : jump ns-x-ingress']);
     expect(elementsOf(rs, 'ingress-ns-v6')).toEqual(['fd00::1:1 : jump ns-x-ingress']);
     expect(elementsOf(rs, `pol-${p}-targets-v6`)).toEqual(['fd00::1:1']);
-    expect(elementsOf(rs, `pol-${p}-ingress-0-peers-v4`)).toEqual(['10.0.2.1']);
-    expect(elementsOf(rs, `pol-${p}-ingress-0-peers-v6`)).toEqual(['fd00::2:1']);
+    expect(elementsOf(rs, `${peersOf(rs, `pol-${p}-ingress`)}-v4`)).toEqual(['10.0.2.1']);
+    expect(elementsOf(rs, `${peersOf(rs, `pol-${p}-ingress`)}-v6`)).toEqual(['fd00::2:1']);
   });
 
   it('only pods of this node are isolated and targets; peers come from every node', () => {
@@ -256,7 +275,7 @@ describe('compile + render', () => {
     const p = id('x', 'p');
     expect(elementsOf(rs, 'ingress-ns-v4')).toEqual(['10.0.1.1 : jump ns-x-ingress']);
     expect(elementsOf(rs, `pol-${p}-targets-v4`)).toEqual(['10.0.1.1']);
-    expect(elementsOf(rs, `pol-${p}-ingress-0-peers-v4`)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.2.1']);
+    expect(elementsOf(rs, `${peersOf(rs, `pol-${p}-ingress`)}-v4`)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.2.1']);
   });
 
   it('two pods claiming one address: its isolation verdict is drop, and the table still renders', () => {

@@ -122,7 +122,7 @@ describe('diffRuleset', () => {
   it('policy add and remove change chains and sets', () => {
     const prev = base();
     const added = checkStep(prev, withObject(prev, obj(policy('z', 'new', { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] }))));
-    expect(added).toMatch(/^add set inet tscni_policy pol-[0-9a-f]{12}-ingress-0-peers-v4 \{ type ipv4_addr; \}$/m);
+    expect(added).toMatch(/^add set inet tscni_policy peers-[0-9a-f]{12}-v4 \{ type ipv4_addr; \}$/m);
     expect(added).toMatch(/^add chain inet tscni_policy ns-z-ingress$/m);
     expect(added).toMatch(/^add chain inet tscni_policy pol-[0-9a-f]{12}-ingress \{ comment "z\/new"; \}$/m);
     const removed = checkStep(prev, withoutObject(prev, 'NetworkPolicy', 'x/from-y'));

@@ -61,6 +61,6 @@ describe('podElements', () => {
     const { index } = compileWithIndex(cluster, 'n1');
     expect(index.namespaces.y).toEqual({ [NS]: 'y', team: 'red' });
     const elsewhere = podElements(index, { namespace: 'w', labels: { pod: 'a' }, ips: ['10.9.0.2'], hostNetwork: false, ports: [], local: false });
-    expect(elsewhere.map((e) => e.set)).toEqual([expect.stringMatching(/^pol-[0-9a-f]{12}-ingress-0-peers-v4$/)]);
+    expect(elsewhere.map((e) => e.set)).toEqual([expect.stringMatching(/^peers-[0-9a-f]{12}-v4$/)]);
   });
 });

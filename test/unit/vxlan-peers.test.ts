@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseVxlanConf } from '../../plugins/vxlan/conf.ts';
+import { bridgeConf } from '../../plugins/vxlan/index.ts';
 import { etcdPeerInputs, leaseValue, subnetKey, subnetsOfKey } from '../../plugins/vxlan/etcd-registry.ts';
 import { validatePeers, vtepMac, type PeerInput } from '../../plugins/vxlan/peers.ts';
 import { prefixEnd } from '../../lib/etcd/client.ts';
@@ -104,8 +105,15 @@ describe('parseVxlanConf', () => {
       { ...base, subnet: '10.244.1.0/24', underlay: 'eth0\nlink del x' },
       { ...base, subnet: '10.244.1.0/24', vni: 1 << 24 },
       { ...base, etcd: { endpoints: ['http://h:1/;rm'] } },
+      { ...base, subnet: '10.244.1.0/24', policy: { objects: 'relative' } },
+      { ...base, subnet: '10.244.1.0/24', policy: ['/etc/tscni/objects'] },
     ];
     for (const c of bad) expect(() => parseVxlanConf(c), JSON.stringify(c)).toThrow(expect.objectContaining({ code: 7 }));
+  });
+  it('passes "policy" to its bridge as it is (NetworkPolicy in-process)', () => {
+    const policy = { objects: '/etc/tscni/objects', nodeName: 'node-1' };
+    const c = parseVxlanConf({ ...base, subnet: '10.244.1.0/24', policy });
+    expect(bridgeConf(c, '1.0.0', { v4: parseSubnet('10.244.1.0/24')! }, undefined)).toMatchObject({ type: 'bridge', policy });
   });
   it('leases from etcd when no subnet is given', () => {
     expect(parseVxlanConf({ ...base, etcd: { endpoints: ['http://10.0.0.1:2379'] } }).source).toMatchObject({ kind: 'etcd', etcd: { prefix: '/coreos.com/network', leaseTTL: 86400 } });
