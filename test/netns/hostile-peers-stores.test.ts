@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cnitool, execPlugin, writeConflist } from '../support/cni.ts';
@@ -270,5 +270,39 @@ describe('vxlan sync --watch: a rejected peer', () => {
     await until('the new reason logged', () => rejections().length === 2);
     expect(rejections()[1]).toContain('is not an IPv4 CIDR');
     watcher.kill('SIGTERM');
+  });
+});
+
+describe('files a plugin writes, through the built binary', () => {
+  const s = new Scope();
+  afterEach(() => s.dispose());
+
+  it('vxlan: a directory at its lock path is code 5 once the lock deadline passes; nothing is created', () => {
+    const node = loneNode(s, 'k');
+    const pod = s.netns('p');
+    const stateDir = s.tmpdir();
+    mkdirSync(join(stateDir, `${DEVICE}.lock`));
+    const links = () => sh(['ip', '-n', node, '-o', 'link', 'show']);
+    const before = links();
+    const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'lk', type: 'vxlan', network: '10.250.0.0/16', subnet: '10.250.1.0/24', peers: [], stateDir, ipam: { dataDir: s.tmpdir() } });
+    const env = { ...baseEnv(), CNI_COMMAND: 'ADD', CNI_CONTAINERID: s.name('c'), CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN };
+    const r = spawnSync('ip', ['netns', 'exec', node, join(OUR_BIN, 'vxlan')], { input: stdin, env, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 5, msg: `lock ${join(stateDir, `${DEVICE}.lock`)} is a directory, not a lock file` });
+    expect(links()).toBe(before);
+    expect(readdirSync(stateDir)).toEqual([`${DEVICE}.lock`]);
+  });
+
+  it('a log file that is a symbolic link is not followed: nothing is written through it, the call succeeds', () => {
+    const ctr = s.netns('c');
+    const dir = s.tmpdir();
+    const target = join(dir, 'target');
+    symlinkSync(target, join(dir, 'plugin.log'));
+    const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'lg', type: 'loopback', log: { level: 'debug', file: join(dir, 'plugin.log') } });
+    const env = { ...baseEnv(), CNI_COMMAND: 'ADD', CNI_CONTAINERID: s.name('c'), CNI_NETNS: ctr.path, CNI_IFNAME: 'lo' };
+    const r = spawnSync(join(OUR_BIN, 'loopback'), [], { input: stdin, env, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr, 'the log lines still reach stderr').toContain('"msg":"start"');
+    expect(existsSync(target)).toBe(false);
   });
 });
