@@ -2,8 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { EtcdServer } from '../support/etcd-server.ts';
 import { OUR_BIN, ROOT } from '../support/paths.ts';
-import { Scope, sh, tryRun } from '../support/scope.ts';
+import { Scope, tryRun } from '../support/scope.ts';
+import { until as untilWithin } from '../support/until.ts';
 import { DEVICE, loneNode, peer } from '../support/vxlan-node.ts';
 import { vtepMac } from '../../plugins/vxlan/peers.ts';
 
@@ -13,13 +15,7 @@ import { vtepMac } from '../../plugins/vxlan/peers.ts';
  * and talk over its loopback.
  */
 
-async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 30_000) => untilWithin(what, cond, ms);
 
 /** A process in namespace `ns`, its output collected, killed on dispose. */
 function start(s: Scope, ns: string, argv: string[]): ChildProcess & { output: () => string } {
@@ -35,12 +31,14 @@ class World {
   readonly ns: string;
   readonly prefix: string;
   readonly confFile: string;
-  private readonly etcdPort = 20000 + Math.floor(Math.random() * 20000);
-  private readonly proxyPort = this.etcdPort + 2;
+  private readonly etcd: EtcdServer;
+  private readonly proxyPort: number;
   private proxy!: ReturnType<typeof start>;
 
   constructor(private readonly s: Scope) {
     this.ns = loneNode(s, 'k');
+    this.etcd = new EtcdServer(s, this.ns);
+    this.proxyPort = this.etcd.port + 2;
     this.prefix = `/${s.name('net')}`;
     const dir = s.tmpdir();
     this.confFile = join(dir, 'overlay.conflist');
@@ -49,25 +47,13 @@ class World {
   }
 
   async start(): Promise<void> {
-    const client = `http://127.0.0.1:${this.etcdPort}`;
-    const peerUrl = `http://127.0.0.1:${this.etcdPort + 1}`;
-    start(this.s, this.ns, ['etcd', '--name', 'default', '--data-dir', this.s.tmpdir(), '--listen-client-urls', client, '--advertise-client-urls', client, '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `default=${peerUrl}`]);
-    await until('etcd healthy', () => this.etcdctlOk(['endpoint', 'health']));
-    this.proxy = start(this.s, this.ns, [process.execPath, join(ROOT, 'test/support/etcd-proxy.mjs'), String(this.proxyPort), String(this.etcdPort)]);
+    await this.etcd.start();
+    this.proxy = start(this.s, this.ns, [process.execPath, join(ROOT, 'test/support/etcd-proxy.mjs'), String(this.proxyPort), String(this.etcd.port)]);
     await until('proxy listening', () => this.proxy.output().includes('listening'));
   }
 
   etcdctl(args: string[], input?: string): string {
-    return sh(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', `http://127.0.0.1:${this.etcdPort}`, ...args], input);
-  }
-
-  private etcdctlOk(args: string[]): boolean {
-    try {
-      this.etcdctl(args);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.etcd.ctl(args, input);
   }
 
   proxyOutput = () => this.proxy.output();

@@ -2,10 +2,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { EtcdServer } from '../support/etcd-server.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
 import { ipJson, pings } from '../support/kernel.ts';
-import { DEVICE } from '../support/vxlan-node.ts';
+import { until } from '../support/until.ts';
+import { DEVICE, underlayEtcd } from '../support/vxlan-node.ts';
 
 /**
  * Dual-stack overlay: simulated nodes (namespaces with `eth0` on an underlay bridge in its own
@@ -162,14 +164,6 @@ function routes4(node: Node): string[] {
   return r.status === 0 ? (JSON.parse(r.stdout) as any[]).filter((x) => x.gateway).map((x) => x.dst).sort() : [];
 }
 
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function background(s: Scope, node: Node, argv: string[]): ChildProcess & { output: () => string } {
   const child = spawn('ip', ['netns', 'exec', node.ns, ...argv], { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -293,60 +287,23 @@ describe('vxlan dual-stack overlay (file peers)', () => {
   });
 });
 
-/** etcd in its own namespace on the underlay (IPv4), a temp data dir and a unique port; killed on dispose. */
-class Etcd {
-  readonly url: string;
-  readonly ns: string;
-  private readonly dataDir: string;
-  private readonly port = 20000 + Math.floor(Math.random() * 20000);
-  private proc: ChildProcess | undefined;
-
-  constructor(s: Scope, c: Cluster) {
-    this.ns = s.netns('e').name;
-    sh(['ip', '-n', this.ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 've', 'netns', c.underlay]);
-    sh(['ip', '-n', this.ns, 'addr', 'add', '192.168.100.250/24', 'dev', 'eth0']);
-    sh(['ip', '-n', this.ns, 'link', 'set', 'eth0', 'up']);
-    sh(['ip', '-n', c.underlay, 'link', 'set', 've', 'master', 'br0', 'up']);
-    this.url = `http://192.168.100.250:${this.port}`;
-    this.dataDir = s.tmpdir();
-    s.defer(() => this.proc?.exitCode === null && this.proc.kill('SIGKILL'));
-  }
-
-  async start(): Promise<void> {
-    const peer = `http://127.0.0.1:${this.port + 1}`;
-    this.proc = spawn('ip', ['netns', 'exec', this.ns, 'etcd', '--name', 'default', '--data-dir', this.dataDir, '--listen-client-urls', this.url, '--advertise-client-urls', this.url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`], { stdio: 'ignore' });
-    await until('etcd healthy', () => tryRun(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.url, 'endpoint', 'health']).status === 0);
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    p.kill('SIGTERM');
-    await until('etcd stopped', () => p.exitCode !== null || p.signalCode !== null).catch(() => p.kill('SIGKILL'));
-  }
-
-  ctl(...args: string[]): string {
-    return sh(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.url, ...args]);
-  }
-}
-
 describe('vxlan dual-stack overlay (etcd)', () => {
   const s = new Scope();
   afterEach(() => s.dispose());
 
   it('a mixed cluster: dual-stack and IPv4-only nodes, a lease written as flannel writes it; join, leave, etcd restart, a killed watcher', async () => {
-    let etcd: Etcd | undefined;
+    let etcd: EtcdServer | undefined;
     const prefix = `/${s.prefix}/network`;
     // nodes 1, 2 and 4 are dual-stack, node 3 IPv4-only
     const c = new Cluster(s, 4, (i) => ({ network: NET4, ...(i === 3 ? {} : { network6: NET6 }), etcd: { endpoints: [etcd!.url], prefix, leaseTTL: i <= 3 ? 6 : 600 } }));
-    etcd = new Etcd(s, c);
+    etcd = underlayEtcd(s, c.underlay);
     await etcd.start();
     const nodes = [1, 2, 3].map((i) => c.addNode(i));
     const watch = (n: Node) => background(s, n, [join(OUR_BIN, 'tscni'), 'vxlan', 'sync', '--watch', '--conf', n.confFile]);
     const watchers = nodes.map(watch);
     for (const n of nodes) await until(`node ${n.i} sees 2 peers`, () => routes4(n).length === 2);
     const [n1, n2, n3] = nodes as [Node, Node, Node];
-    const keys = () => etcd!.ctl('get', '--prefix', '--keys-only', `${prefix}/subnets/`).split('\n').filter(Boolean).sort();
+    const keys = () => etcd!.keys(`${prefix}/subnets/`).sort();
     expect(keys().filter((k) => k.includes('&'))).toHaveLength(2);
     await until('node 1 has node 2\'s IPv6 subnet', () => routes6(n1).length === 1);
     expect(routes6(n3)).toEqual([]);
@@ -359,12 +316,12 @@ describe('vxlan dual-stack overlay (etcd)', () => {
     // a lease exactly as flannel writes it (pkg/subnet/subnet.go MakeSubnetKey, pkg/lease/lease.go LeaseAttrs)
     const flannelKey = `${prefix}/subnets/10.244.200.0-24&fd00:10:244:c8::-64`;
     const flannelValue = { PublicIP: '192.168.100.200', PublicIPv6: 'fd00:100::c8', BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '02:aa:00:00:00:c8' }, BackendV6Data: { VNI: 1, VtepMAC: '02:bb:00:00:00:c8' } };
-    etcd.ctl('put', flannelKey, JSON.stringify(flannelValue));
+    etcd.ctl(['put', flannelKey, JSON.stringify(flannelValue)]);
     await until('node 1 routes to the flannel lease', () => routes6(n1).includes('fd00:10:244:c8::/64') && routes4(n1).includes('10.244.200.0/24'));
     expect(ipJson<any[]>(['-6', 'route', 'show', 'fd00:10:244:c8::/64', 'dev', DEVICE], n1.ns)[0]).toMatchObject({ gateway: 'fd00:10:244:c8::', flags: ['onlink'] });
     expect(ipJson<any[]>(['neigh', 'show', 'fd00:10:244:c8::', 'dev', DEVICE], n1.ns)[0]).toMatchObject({ lladdr: '02:aa:00:00:00:c8', state: ['PERMANENT'] });
     await until('node 3 (IPv4-only) routes to its IPv4 half', () => routes4(n3).includes('10.244.200.0/24'));
-    etcd.ctl('del', flannelKey);
+    etcd.ctl(['del', flannelKey]);
     await until('the flannel lease leaves', () => !routes6(n1).includes('fd00:10:244:c8::/64'));
 
     // join and leave of a dual-stack node

@@ -2,10 +2,13 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { EtcdServer } from '../support/etcd-server.ts';
 import { CNITOOL, OUR_BIN } from '../support/paths.ts';
 import { runAsync } from '../support/run-async.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
 import { ipJson, pings } from '../support/kernel.ts';
+import { until } from '../support/until.ts';
+import { underlayEtcd } from '../support/vxlan-node.ts';
 import { vtepMac } from '../../plugins/vxlan/peers.ts';
 
 /**
@@ -124,14 +127,6 @@ class Cluster {
 function peerRoutes(node: Node): string[] {
   const r = tryRun(['ip', '-n', node.ns, '-json', 'route', 'show', 'dev', DEVICE]);
   return r.status === 0 ? (JSON.parse(r.stdout) as any[]).filter((x) => x.gateway).map((x) => x.dst).sort() : [];
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** A background process inside a node, stopped on dispose. */
@@ -429,56 +424,16 @@ describe('vxlan overlay (file peers)', () => {
   });
 });
 
-/** etcd in its own namespace on the underlay, with a temp data dir and a unique port; killed on dispose. */
-class Etcd {
-  readonly url: string;
-  readonly ns: string;
-  private readonly dataDir: string;
-  private readonly port = 20000 + Math.floor(Math.random() * 20000);
-  private proc: ChildProcess | undefined;
-
-  constructor(
-    private readonly s: Scope,
-    c: Cluster,
-  ) {
-    this.ns = s.netns('e').name;
-    sh(['ip', '-n', this.ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 've', 'netns', c.underlay]);
-    sh(['ip', '-n', this.ns, 'addr', 'add', '192.168.100.250/24', 'dev', 'eth0']);
-    sh(['ip', '-n', this.ns, 'link', 'set', 'eth0', 'up']);
-    sh(['ip', '-n', c.underlay, 'link', 'set', 've', 'master', 'br0', 'up']);
-    this.url = `http://192.168.100.250:${this.port}`;
-    this.dataDir = s.tmpdir();
-    s.defer(() => this.proc?.exitCode === null && this.proc.kill('SIGKILL'));
-  }
-
-  async start(): Promise<void> {
-    const peer = `http://127.0.0.1:${this.port + 1}`;
-    this.proc = spawn('ip', ['netns', 'exec', this.ns, 'etcd', '--name', 'default', '--data-dir', this.dataDir, '--listen-client-urls', this.url, '--advertise-client-urls', this.url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`], { stdio: 'ignore' });
-    await until('etcd healthy', () => tryRun(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.url, 'endpoint', 'health']).status === 0);
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    p.kill('SIGTERM');
-    await until('etcd stopped', () => p.exitCode !== null || p.signalCode !== null).catch(() => p.kill('SIGKILL'));
-  }
-
-  keys(prefix: string): string[] {
-    return sh(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.url, 'get', '--prefix', '--keys-only', prefix]).split('\n').filter(Boolean);
-  }
-}
-
 describe('vxlan overlay (etcd)', () => {
   const s = new Scope();
   afterEach(() => s.dispose());
 
   it('leases subnets, follows joins and leaves with --watch, survives an etcd restart', async () => {
-    let etcd: Etcd | undefined;
+    let etcd: EtcdServer | undefined;
     const prefix = `/${s.prefix}/network`;
     // the watching nodes use a short TTL (kept alive every 2 s); the others a long one
     const c = new Cluster(s, (i) => ({ etcd: { endpoints: [etcd!.url], prefix, leaseTTL: i <= 3 ? 6 : 600 } }));
-    etcd = new Etcd(s, c);
+    etcd = underlayEtcd(s, c.underlay);
     await etcd.start();
     const nodes = [1, 2, 3].map((i) => c.addNode(i));
     const watchers = nodes.map((n) => background(s, n, [join(OUR_BIN, 'tscni'), 'vxlan', 'sync', '--watch', '--conf', n.confFile]));
@@ -525,7 +480,7 @@ describe('vxlan overlay (etcd)', () => {
 
     // a node whose lease is revoked (or expired) leases again, and the others follow
     const state = JSON.parse(readFileSync(join(nodes[0]!.dir, 'state', `${DEVICE}.json`), 'utf8'));
-    sh(['ip', 'netns', 'exec', etcd.ns, 'etcdctl', '--endpoints', etcd.url, 'lease', 'revoke', BigInt(state.leaseId).toString(16)]);
+    etcd.ctl(['lease', 'revoke', BigInt(state.leaseId).toString(16)]);
     const key1 = `${prefix}/subnets/${state.subnet.replace('/', '-')}`;
     await until('node 1 leases again', () => etcd!.keys(prefix).includes(key1));
     await until('node 2 has node 1 again', () => peerRoutes(nodes[1]!).includes(state.subnet));

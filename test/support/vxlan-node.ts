@@ -1,3 +1,4 @@
+import { EtcdServer } from './etcd-server.ts';
 import { sh, type Scope } from './scope.ts';
 
 /**
@@ -35,6 +36,11 @@ export function underlayNode(s: Scope, underlayNs: string, i: number): string {
   sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', '192.168.100.254']);
   sh(['ip', '-n', underlayNs, 'link', 'set', `v${i}`, 'master', 'br0', 'up']);
   return ns;
+}
+
+/** etcd on that underlay, in a namespace of its own at underlayIp(250); started by the caller. */
+export function underlayEtcd(s: Scope, underlayNs: string): EtcdServer {
+  return new EtcdServer(s, underlayNode(s, underlayNs, 250), underlayIp(250));
 }
 
 /** The device every vxlan test node uses (the plugin's default for VNI 1). */
