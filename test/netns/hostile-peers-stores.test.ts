@@ -6,6 +6,7 @@ import { cnitool, execPlugin, writeConflist } from '../support/cni.ts';
 import { EtcdServer } from '../support/etcd-server.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
+import { writePeersFile } from '../support/vxlan-cluster.ts';
 import { DEVICE, loneNode, peer } from '../support/vxlan-node.ts';
 
 /**
@@ -223,10 +224,7 @@ describe('vxlan sync --watch: a rejected peer', () => {
     const ns = loneNode(s, 'k');
     const dir = s.tmpdir();
     const peersFile = join(dir, 'peers.json');
-    const writePeers = (entries: unknown[]) => {
-      writeFileSync(`${peersFile}.tmp`, JSON.stringify(entries));
-      sh(['mv', `${peersFile}.tmp`, peersFile]);
-    };
+    const writePeers = (entries: unknown[]) => writePeersFile(peersFile, entries);
     const claimsOurs = { subnet: '10.244.1.0/24', ip: '172.16.9.9' };
     writePeers([claimsOurs, peer(1)]);
     const confFile = join(dir, 'overlay.conf');
