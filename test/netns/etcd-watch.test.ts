@@ -98,16 +98,22 @@ const range = (from: number, to: number) => Array.from({ length: to - from }, (_
 /** Whether the watcher holds exactly these peers (its own /24 is not among the routes it adds). */
 const holds = (w: World, ns: number[]) => JSON.stringify(w.routes()) === JSON.stringify(subnets(ns));
 
+/** A started world with peers 1 and 2 in etcd and a watcher that holds them. */
+async function watchingPeers1And2(s: Scope) {
+  const w = new World(s);
+  await w.start();
+  w.putPeers([1, 2]);
+  const watcher = w.watcher();
+  await until('the first peers', () => holds(w, [1, 2]));
+  return { w, watcher };
+}
+
 describe('etcd watch robustness (real etcd behind a breaking proxy)', () => {
   const s = new Scope();
   afterEach(() => s.dispose());
 
   it('a corrupted line, a null line and a cut stream: the watcher logs, resumes and converges', async () => {
-    const w = new World(s);
-    await w.start();
-    w.putPeers([1, 2]);
-    const watcher = w.watcher();
-    await until('the first peers', () => holds(w, [1, 2]));
+    const { w, watcher } = await watchingPeers1And2(s);
 
     await w.breakWatch('garbage', () => w.putPeers([3]));
     await until('peer 3 after a garbage line', () => holds(w, [1, 2, 3]));
@@ -128,11 +134,7 @@ describe('etcd watch robustness (real etcd behind a breaking proxy)', () => {
   });
 
   it('a revision compacted while the watcher was away: it reads the prefix again', async () => {
-    const w = new World(s);
-    await w.start();
-    w.putPeers([1, 2]);
-    const watcher = w.watcher();
-    await until('the first peers', () => holds(w, [1, 2]));
+    const { w, watcher } = await watchingPeers1And2(s);
     await until('the watch stream is open', () => w.proxyOutput().includes('watch open'));
 
     await w.breakWatch('hold');
