@@ -2,8 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { EtcdServer } from '../support/etcd-server.ts';
 import { OUR_BIN, ROOT } from '../support/paths.ts';
-import { Scope, sh, tryRun } from '../support/scope.ts';
+import { Scope, tryRun } from '../support/scope.ts';
+import { until as untilWithin } from '../support/until.ts';
 import { DEVICE, loneNode, peer } from '../support/vxlan-node.ts';
 import { vtepMac } from '../../plugins/vxlan/peers.ts';
 
@@ -13,13 +15,7 @@ import { vtepMac } from '../../plugins/vxlan/peers.ts';
  * and talk over its loopback.
  */
 
-async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 30_000) => untilWithin(what, cond, ms);
 
 /** A process in namespace `ns`, its output collected, killed on dispose. */
 function start(s: Scope, ns: string, argv: string[]): ChildProcess & { output: () => string } {
@@ -35,12 +31,14 @@ class World {
   readonly ns: string;
   readonly prefix: string;
   readonly confFile: string;
-  private readonly etcdPort = 20000 + Math.floor(Math.random() * 20000);
-  private readonly proxyPort = this.etcdPort + 2;
+  private readonly etcd: EtcdServer;
+  private readonly proxyPort: number;
   private proxy!: ReturnType<typeof start>;
 
   constructor(private readonly s: Scope) {
     this.ns = loneNode(s, 'k');
+    this.etcd = new EtcdServer(s, this.ns);
+    this.proxyPort = this.etcd.port + 2;
     this.prefix = `/${s.name('net')}`;
     const dir = s.tmpdir();
     this.confFile = join(dir, 'overlay.conflist');
@@ -49,25 +47,13 @@ class World {
   }
 
   async start(): Promise<void> {
-    const client = `http://127.0.0.1:${this.etcdPort}`;
-    const peerUrl = `http://127.0.0.1:${this.etcdPort + 1}`;
-    start(this.s, this.ns, ['etcd', '--name', 'default', '--data-dir', this.s.tmpdir(), '--listen-client-urls', client, '--advertise-client-urls', client, '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `default=${peerUrl}`]);
-    await until('etcd healthy', () => this.etcdctlOk(['endpoint', 'health']));
-    this.proxy = start(this.s, this.ns, [process.execPath, join(ROOT, 'test/support/etcd-proxy.mjs'), String(this.proxyPort), String(this.etcdPort)]);
+    await this.etcd.start();
+    this.proxy = start(this.s, this.ns, [process.execPath, join(ROOT, 'test/support/etcd-proxy.mjs'), String(this.proxyPort), String(this.etcd.port)]);
     await until('proxy listening', () => this.proxy.output().includes('listening'));
   }
 
   etcdctl(args: string[], input?: string): string {
-    return sh(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', `http://127.0.0.1:${this.etcdPort}`, ...args], input);
-  }
-
-  private etcdctlOk(args: string[]): boolean {
-    try {
-      this.etcdctl(args);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.etcd.ctl(args, input);
   }
 
   proxyOutput = () => this.proxy.output();
@@ -112,16 +98,22 @@ const range = (from: number, to: number) => Array.from({ length: to - from }, (_
 /** Whether the watcher holds exactly these peers (its own /24 is not among the routes it adds). */
 const holds = (w: World, ns: number[]) => JSON.stringify(w.routes()) === JSON.stringify(subnets(ns));
 
+/** A started world with peers 1 and 2 in etcd and a watcher that holds them. */
+async function watchingPeers1And2(s: Scope) {
+  const w = new World(s);
+  await w.start();
+  w.putPeers([1, 2]);
+  const watcher = w.watcher();
+  await until('the first peers', () => holds(w, [1, 2]));
+  return { w, watcher };
+}
+
 describe('etcd watch robustness (real etcd behind a breaking proxy)', () => {
   const s = new Scope();
   afterEach(() => s.dispose());
 
   it('a corrupted line, a null line and a cut stream: the watcher logs, resumes and converges', async () => {
-    const w = new World(s);
-    await w.start();
-    w.putPeers([1, 2]);
-    const watcher = w.watcher();
-    await until('the first peers', () => holds(w, [1, 2]));
+    const { w, watcher } = await watchingPeers1And2(s);
 
     await w.breakWatch('garbage', () => w.putPeers([3]));
     await until('peer 3 after a garbage line', () => holds(w, [1, 2, 3]));
@@ -142,11 +134,7 @@ describe('etcd watch robustness (real etcd behind a breaking proxy)', () => {
   });
 
   it('a revision compacted while the watcher was away: it reads the prefix again', async () => {
-    const w = new World(s);
-    await w.start();
-    w.putPeers([1, 2]);
-    const watcher = w.watcher();
-    await until('the first peers', () => holds(w, [1, 2]));
+    const { w, watcher } = await watchingPeers1And2(s);
     await until('the watch stream is open', () => w.proxyOutput().includes('watch open'));
 
     await w.breakWatch('hold');

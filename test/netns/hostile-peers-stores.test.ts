@@ -1,10 +1,12 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cnitool, execPlugin, writeConflist } from '../support/cni.ts';
+import { EtcdServer } from '../support/etcd-server.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
+import { writePeersFile } from '../support/vxlan-cluster.ts';
 import { DEVICE, loneNode, peer } from '../support/vxlan-node.ts';
 
 /**
@@ -167,23 +169,12 @@ describe('vxlan/etcd: a planted lease naming this node', () => {
   const s = new Scope();
   afterEach(() => s.dispose());
 
-  const until = async (what: string, cond: () => boolean, ms = 20_000) => {
-    const end = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-
   it('is ignored with an error line unless it is a /subnetLen vxlan lease of our VNI inside the network', async () => {
     const ns = loneNode(s, 'k');
     const dir = s.tmpdir();
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const url = `http://127.0.0.1:${port}`;
-    const etcd: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'etcd', '--name', 'default', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', `http://127.0.0.1:${port + 1}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${port + 1}`, '--initial-cluster', `default=http://127.0.0.1:${port + 1}`], { stdio: 'ignore' });
-    s.defer(() => etcd.exitCode === null && etcd.kill('SIGKILL'));
-    const etcdctl = (...args: string[]) => sh(['ip', 'netns', 'exec', ns, 'etcdctl', '--endpoints', url, ...args]);
-    await until('etcd healthy', () => tryRun(['ip', 'netns', 'exec', ns, 'etcdctl', '--endpoints', url, 'endpoint', 'health']).status === 0);
+    const etcd = new EtcdServer(s, ns);
+    await etcd.start();
+    const etcdctl = (...args: string[]) => etcd.ctl(args);
 
     const prefix = `/${s.prefix}/network`;
     const me = '192.168.100.1';
@@ -200,7 +191,7 @@ describe('vxlan/etcd: a planted lease naming this node', () => {
     const stateDir = join(dir, 'state');
     const confFile = join(dir, 'overlay.conflist');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(confFile, JSON.stringify({ cniVersion: '1.0.0', name: 'overlay', plugins: [{ type: 'vxlan', network: '10.244.0.0/16', subnetLen: 24, stateDir, etcd: { endpoints: [url], prefix, leaseTTL: 600 }, ipam: { dataDir: join(dir, 'ipam') } }] }));
+    writeFileSync(confFile, JSON.stringify({ cniVersion: '1.0.0', name: 'overlay', plugins: [{ type: 'vxlan', network: '10.244.0.0/16', subnetLen: 24, stateDir, etcd: { endpoints: [etcd.url], prefix, leaseTTL: 600 }, ipam: { dataDir: join(dir, 'ipam') } }] }));
     const sync = () => {
       const r = spawnSync('ip', ['netns', 'exec', ns, join(OUR_BIN, 'tscni'), 'vxlan', 'sync', '--conf', confFile], { env: baseEnv(), encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
@@ -233,10 +224,7 @@ describe('vxlan sync --watch: a rejected peer', () => {
     const ns = loneNode(s, 'k');
     const dir = s.tmpdir();
     const peersFile = join(dir, 'peers.json');
-    const writePeers = (entries: unknown[]) => {
-      writeFileSync(`${peersFile}.tmp`, JSON.stringify(entries));
-      sh(['mv', `${peersFile}.tmp`, peersFile]);
-    };
+    const writePeers = (entries: unknown[]) => writePeersFile(peersFile, entries);
     const claimsOurs = { subnet: '10.244.1.0/24', ip: '172.16.9.9' };
     writePeers([claimsOurs, peer(1)]);
     const confFile = join(dir, 'overlay.conf');

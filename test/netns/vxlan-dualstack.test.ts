@@ -1,117 +1,45 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { EtcdServer } from '../support/etcd-server.ts';
 import { OUR_BIN } from '../support/paths.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
 import { ipJson, pings } from '../support/kernel.ts';
-import { DEVICE } from '../support/vxlan-node.ts';
+import { until } from '../support/until.ts';
+import { background, inNode, peerRoutes, peerRoutes6, tscni, VxlanCluster, type VxlanNode as Node, type VxlanPod } from '../support/vxlan-cluster.ts';
+import { DEVICE, underlayEtcd, underlayIp, underlayIp6, UNDERLAY_GW6 } from '../support/vxlan-node.ts';
 
 /**
- * Dual-stack overlay: simulated nodes (namespaces with `eth0` on an underlay bridge in its own
- * namespace), one pod per node, over an IPv4 or an IPv6 underlay. Peers from a file or etcd.
+ * Dual-stack overlay: simulated nodes (support/vxlan-cluster.ts), one pod per node, over an IPv4
+ * or an IPv6 underlay. Peers from a file or etcd.
  */
 
 const NET4 = '10.244.0.0/16';
 const NET6 = 'fd00:10:244::/56';
 const sub4 = (i: number) => `10.244.${i}.0/24`;
 const sub6 = (i: number) => `fd00:10:244:${i}::/64`;
-const u4 = (i: number) => `192.168.100.${i}`;
-const u6 = (i: number) => `fd00:100::${i}`;
 
-interface Node {
-  i: number;
-  ns: string;
-  dir: string;
-  confFile: string;
-  conf: Record<string, unknown>;
-}
-
-interface Pod {
-  ns: string;
-  path: string;
-  id: string;
+interface Pod extends VxlanPod {
   v4?: string;
   v6?: string;
-  node: Node;
-  result: any;
 }
-
-const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' });
-
-function inNode(node: Node, argv: string[], env: Record<string, string> = {}, input?: string) {
-  const r = spawnSync('ip', ['netns', 'exec', node.ns, ...argv], { input, env: { ...baseEnv(), ...env }, encoding: 'utf8' });
-  let json: any;
-  try {
-    json = JSON.parse(r.stdout ?? '');
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', json };
-}
-
-const tscni = (node: Node, ...args: string[]) => inNode(node, [join(OUR_BIN, 'tscni'), ...args]);
 
 type Underlay = 4 | 6;
 
-class Cluster {
-  readonly underlay: string;
-  readonly nodes: Node[] = [];
-  readonly peersFile: string;
-  readonly dir: string;
-
-  constructor(
-    private readonly s: Scope,
-    private readonly family: Underlay,
-    private readonly extra: (i: number) => Record<string, unknown>,
-  ) {
-    this.dir = s.tmpdir();
-    this.peersFile = join(this.dir, 'peers.json');
-    this.underlay = s.netns('u').name;
-    sh(['ip', '-n', this.underlay, 'link', 'add', 'br0', 'type', 'bridge']);
-    sh(['ip', '-n', this.underlay, 'addr', 'add', '192.168.100.254/24', 'dev', 'br0']);
-    sh(['ip', '-n', this.underlay, 'addr', 'add', 'fd00:100::fe/64', 'dev', 'br0', 'nodad']);
-    sh(['ip', '-n', this.underlay, 'link', 'set', 'br0', 'up']);
-  }
-
-  /** A node with an IPv4 or an IPv6 address (only) on eth0 and a default route of that family. */
-  addNode(i: number): Node {
-    const ns = this.s.netns('k').name;
-    sh(['ip', '-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `v${i}`, 'netns', this.underlay]);
-    if (this.family === 4) sh(['ip', '-n', ns, 'addr', 'add', `${u4(i)}/24`, 'dev', 'eth0']);
-    else sh(['ip', '-n', ns, 'addr', 'add', `${u6(i)}/64`, 'dev', 'eth0', 'nodad']);
-    sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
-    if (this.family === 4) sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', '192.168.100.254']);
-    else sh(['ip', '-n', ns, '-6', 'route', 'add', 'default', 'via', 'fd00:100::fe']);
-    sh(['ip', '-n', this.underlay, 'link', 'set', `v${i}`, 'master', 'br0', 'up']);
-    const dir = join(this.dir, `node${i}`);
-    mkdirSync(dir);
+class Cluster extends VxlanCluster {
+  constructor(s: Scope, family: Underlay, extra: (i: number) => Record<string, unknown>) {
     // an IPv6-only underlay has no IPv4 default route to find it by: it is named
-    const conf = { cniVersion: '1.0.0', name: 'overlay', type: 'vxlan', stateDir: join(dir, 'state'), ipam: { dataDir: join(dir, 'ipam') }, ...(this.family === 6 ? { underlay: 'eth0' } : {}), ...this.extra(i) };
-    const confFile = join(dir, 'overlay.conflist');
-    writeFileSync(confFile, JSON.stringify({ cniVersion: '1.0.0', name: 'overlay', plugins: [{ ...conf, name: undefined, cniVersion: undefined }] }));
-    const node = { i, ns, dir, confFile, conf };
-    this.nodes.push(node);
-    return node;
-  }
-
-  writePeers(entries: unknown): void {
-    writeFileSync(`${this.peersFile}.tmp`, JSON.stringify(entries));
-    sh(['mv', `${this.peersFile}.tmp`, this.peersFile]);
+    super(s, (i) => ({ ...(family === 6 ? { underlay: 'eth0' } : {}), ...extra(i) }), family);
+    sh(['ip', '-n', this.underlay, 'addr', 'add', `${UNDERLAY_GW6}/64`, 'dev', 'br0', 'nodad']);
   }
 
   addPod(node: Node): Pod {
-    const ns = this.s.netns('p');
-    const id = this.s.name('c');
-    const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_PATH: OUR_BIN };
-    const r = inNode(node, [join(OUR_BIN, 'vxlan')], env, JSON.stringify(node.conf));
-    expect(r.status, r.stdout + r.stderr).toBe(0);
-    const addrs = (r.json.ips as { address: string }[]).map((x) => x.address.split('/')[0]!);
-    const pod: Pod = { ns: ns.name, path: ns.path, id, node, result: r.json };
-    for (const a of addrs) pod[a.includes(':') ? 'v6' : 'v4'] = a;
-    if (pod.v6) settleIpv6(node.ns, ns.name);
+    const pod: Pod = this.attachPod(node);
+    for (const a of (pod.result.ips as { address: string }[]).map((x) => x.address.split('/')[0]!)) pod[a.includes(':') ? 'v6' : 'v4'] = a;
+    if (pod.v6) settleIpv6(node.ns, pod.ns);
     // a TCP echo on both families (an IPv4 client arrives v4-mapped)
-    const server = spawn('ip', ['netns', 'exec', ns.name, 'socat', 'TCP6-LISTEN:7777,fork,reuseaddr,ipv6only=0', 'SYSTEM:echo hello'], { stdio: 'ignore' });
+    const server = spawn('ip', ['netns', 'exec', pod.ns, 'socat', 'TCP6-LISTEN:7777,fork,reuseaddr,ipv6only=0', 'SYSTEM:echo hello'], { stdio: 'ignore' });
     this.s.defer(() => server.exitCode === null && server.kill('SIGKILL'));
     return pod;
   }
@@ -152,32 +80,8 @@ function expectAllPairs(pods: Pod[], families: ('v4' | 'v6')[]): void {
     }
 }
 
-function routes6(node: Node): string[] {
-  const r = tryRun(['ip', '-n', node.ns, '-6', '-json', 'route', 'show', 'dev', DEVICE]);
-  return r.status === 0 ? (JSON.parse(r.stdout) as any[]).filter((x) => x.gateway).map((x) => x.dst).sort() : [];
-}
-
-function routes4(node: Node): string[] {
-  const r = tryRun(['ip', '-n', node.ns, '-json', 'route', 'show', 'dev', DEVICE]);
-  return r.status === 0 ? (JSON.parse(r.stdout) as any[]).filter((x) => x.gateway).map((x) => x.dst).sort() : [];
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function background(s: Scope, node: Node, argv: string[]): ChildProcess & { output: () => string } {
-  const child = spawn('ip', ['netns', 'exec', node.ns, ...argv], { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (b) => (output += b));
-  child.stderr!.on('data', (b) => (output += b));
-  s.defer(() => child.exitCode === null && child.kill('SIGKILL'));
-  return Object.assign(child, { output: () => output });
-}
+const routes4 = peerRoutes;
+const routes6 = peerRoutes6;
 
 describe('vxlan dual-stack overlay (file peers)', () => {
   const s = new Scope();
@@ -186,7 +90,7 @@ describe('vxlan dual-stack overlay (file peers)', () => {
   it('IPv4 underlay, dual-stack pods on 3 nodes: all pairs by IPv4 and IPv6 (ping, TCP); IPv6 DF at the pod MTU; CHECK, sync --full, teardown', () => {
     const c = new Cluster(s, 4, (i) => ({ network: NET4, subnet: sub4(i), network6: NET6, subnet6: sub6(i), peersFile: c.peersFile }));
     const nodes = [1, 2, 3].map((i) => c.addNode(i));
-    c.writePeers(nodes.map((n) => ({ subnet: sub4(n.i), subnet6: sub6(n.i), ip: u4(n.i) })));
+    c.writePeers(nodes.map((n) => ({ subnet: sub4(n.i), subnet6: sub6(n.i), ip: underlayIp(n.i) })));
     const pods = nodes.map((n) => c.addPod(n));
     expect(pods[0]!.result.ips.map((x: any) => x.address)).toEqual([expect.stringMatching(/^10\.244\.1\.\d+\/24$/), expect.stringMatching(/^fd00:10:244:1::[0-9a-f]+\/64$/)]);
     expect(pods[0]!.result.routes).toEqual([{ dst: NET4 }, { dst: NET6 }]);
@@ -215,7 +119,7 @@ describe('vxlan dual-stack overlay (file peers)', () => {
     expect(check().status).toBe(0);
 
     // a node that leaves takes its IPv6 route with it (the record's diff, no kernel read)
-    c.writePeers(nodes.slice(0, 2).map((n) => ({ subnet: sub4(n.i), subnet6: sub6(n.i), ip: u4(n.i) })));
+    c.writePeers(nodes.slice(0, 2).map((n) => ({ subnet: sub4(n.i), subnet6: sub6(n.i), ip: underlayIp(n.i) })));
     expect(JSON.parse(tscni(n1, 'vxlan', 'sync', '--conf', n1.confFile).stdout)).toMatchObject({ peers: 1, removed: 5, diff: 'state' });
     expect(routes6(n1)).toEqual([sub6(2)]);
 
@@ -228,14 +132,14 @@ describe('vxlan dual-stack overlay (file peers)', () => {
     const c = new Cluster(s, 6, (i) => ({ network: NET4, subnet: sub4(i), network6: NET6, subnet6: sub6(i), peersFile: c.peersFile }));
     const nodes = [1, 2, 3].map((i) => c.addNode(i));
     inNode(nodes[0]!, ['sysctl', '-q', '-w', 'net.ipv6.conf.eth0.accept_ra=1']);
-    c.writePeers(nodes.map((n) => ({ subnet: sub4(n.i), subnet6: sub6(n.i), ip6: u6(n.i) })));
+    c.writePeers(nodes.map((n) => ({ subnet: sub4(n.i), subnet6: sub6(n.i), ip6: underlayIp6(n.i) })));
     const pods = nodes.map((n) => c.addPod(n));
     const n1 = nodes[0]!;
     const dev = ipJson<any[]>(['-d', 'link', 'show', DEVICE], n1.ns)[0];
     expect(dev.mtu).toBe(1430);
-    expect(dev.linkinfo.info_data).toMatchObject({ id: 1, local6: u6(1), link: 'eth0' });
+    expect(dev.linkinfo.info_data).toMatchObject({ id: 1, local6: underlayIp6(1), link: 'eth0' });
     const fdb = JSON.parse(inNode(n1, ['bridge', '-json', 'fdb', 'show', 'dev', DEVICE]).stdout);
-    expect(fdb.filter((f: any) => f.dst).map((f: any) => f.dst).sort()).toEqual([u6(2), u6(3)]);
+    expect(fdb.filter((f: any) => f.dst).map((f: any) => f.dst).sort()).toEqual([underlayIp6(2), underlayIp6(3)]);
     expect(inNode(n1, ['cat', '/proc/sys/net/ipv6/conf/eth0/accept_ra']).stdout.trim()).toBe('2');
 
     expectAllPairs(pods, ['v4', 'v6']);
@@ -249,8 +153,8 @@ describe('vxlan dual-stack overlay (file peers)', () => {
     const c = new Cluster(s, 4, (i) => ({ network: NET4, subnet: sub4(i), network6: NET6, subnet6: sub6(i), peersFile: c.peersFile, ipMasq: true, isDefaultGateway: true }));
     const nodes = [1, 2].map((i) => c.addNode(i));
     // the node reaches the underlay by IPv6 too (its VTEP stays on the IPv4 address)
-    for (const n of nodes) sh(['ip', '-n', n.ns, 'addr', 'add', `${u6(n.i)}/64`, 'dev', 'eth0', 'nodad']);
-    c.writePeers(nodes.map((n) => ({ subnet: sub4(n.i), subnet6: sub6(n.i), ip: u4(n.i) })));
+    for (const n of nodes) sh(['ip', '-n', n.ns, 'addr', 'add', `${underlayIp6(n.i)}/64`, 'dev', 'eth0', 'nodad']);
+    c.writePeers(nodes.map((n) => ({ subnet: sub4(n.i), subnet6: sub6(n.i), ip: underlayIp(n.i) })));
     const [a, b] = nodes.map((n) => c.addPod(n));
     const masqueraded = () => {
       const out = inNode(nodes[0]!, ['ip6tables', '-t', 'nat', '-L', 'TSCNI-VXLAN-tscni.1', '-v', '-x', '-n']).stdout;
@@ -268,7 +172,7 @@ describe('vxlan dual-stack overlay (file peers)', () => {
   it('an IPv6-only cluster network: pods get one IPv6 address; bad IPv6 peers are rejected one by one', async () => {
     const c = new Cluster(s, 4, (i) => ({ network6: NET6, subnet6: sub6(i), peersFile: c.peersFile }));
     const nodes = [1, 2, 3].map((i) => c.addNode(i));
-    c.writePeers(nodes.map((n) => ({ subnet6: sub6(n.i), ip: u4(n.i) })));
+    c.writePeers(nodes.map((n) => ({ subnet6: sub6(n.i), ip: underlayIp(n.i) })));
     const pods = nodes.map((n) => c.addPod(n));
     expect(pods.map((p) => p.result.ips.length)).toEqual([1, 1, 1]);
     expect(pods.every((p) => p.v6 && !p.v4)).toBe(true);
@@ -279,10 +183,10 @@ describe('vxlan dual-stack overlay (file peers)', () => {
     const watcher = background(s, n1, [join(OUR_BIN, 'tscni'), 'vxlan', 'sync', '--watch', '--conf', n1.confFile]);
     await until('watcher synced', () => watcher.output().includes('"synced"'));
     c.writePeers([
-      ...nodes.map((n) => ({ subnet6: sub6(n.i), ip: u4(n.i) })),
-      { subnet6: 'fd00:10:244:2:8000::/65', ip: u4(7) },
-      { subnet6: sub6(1), ip: u4(8) },
-      { subnet6: sub6(9), ip: u4(9), ip6: 'fe80::9' },
+      ...nodes.map((n) => ({ subnet6: sub6(n.i), ip: underlayIp(n.i) })),
+      { subnet6: 'fd00:10:244:2:8000::/65', ip: underlayIp(7) },
+      { subnet6: sub6(1), ip: underlayIp(8) },
+      { subnet6: sub6(9), ip: underlayIp(9), ip6: 'fe80::9' },
       { subnet6: sub6(10), ip: '224.0.0.10' },
     ]);
     await until('rejections logged', () => (watcher.output().match(/rejected peer/g) ?? []).length >= 4);
@@ -293,60 +197,23 @@ describe('vxlan dual-stack overlay (file peers)', () => {
   });
 });
 
-/** etcd in its own namespace on the underlay (IPv4), a temp data dir and a unique port; killed on dispose. */
-class Etcd {
-  readonly url: string;
-  readonly ns: string;
-  private readonly dataDir: string;
-  private readonly port = 20000 + Math.floor(Math.random() * 20000);
-  private proc: ChildProcess | undefined;
-
-  constructor(s: Scope, c: Cluster) {
-    this.ns = s.netns('e').name;
-    sh(['ip', '-n', this.ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 've', 'netns', c.underlay]);
-    sh(['ip', '-n', this.ns, 'addr', 'add', '192.168.100.250/24', 'dev', 'eth0']);
-    sh(['ip', '-n', this.ns, 'link', 'set', 'eth0', 'up']);
-    sh(['ip', '-n', c.underlay, 'link', 'set', 've', 'master', 'br0', 'up']);
-    this.url = `http://192.168.100.250:${this.port}`;
-    this.dataDir = s.tmpdir();
-    s.defer(() => this.proc?.exitCode === null && this.proc.kill('SIGKILL'));
-  }
-
-  async start(): Promise<void> {
-    const peer = `http://127.0.0.1:${this.port + 1}`;
-    this.proc = spawn('ip', ['netns', 'exec', this.ns, 'etcd', '--name', 'default', '--data-dir', this.dataDir, '--listen-client-urls', this.url, '--advertise-client-urls', this.url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`], { stdio: 'ignore' });
-    await until('etcd healthy', () => tryRun(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.url, 'endpoint', 'health']).status === 0);
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    p.kill('SIGTERM');
-    await until('etcd stopped', () => p.exitCode !== null || p.signalCode !== null).catch(() => p.kill('SIGKILL'));
-  }
-
-  ctl(...args: string[]): string {
-    return sh(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.url, ...args]);
-  }
-}
-
 describe('vxlan dual-stack overlay (etcd)', () => {
   const s = new Scope();
   afterEach(() => s.dispose());
 
   it('a mixed cluster: dual-stack and IPv4-only nodes, a lease written as flannel writes it; join, leave, etcd restart, a killed watcher', async () => {
-    let etcd: Etcd | undefined;
+    let etcd: EtcdServer | undefined;
     const prefix = `/${s.prefix}/network`;
     // nodes 1, 2 and 4 are dual-stack, node 3 IPv4-only
     const c = new Cluster(s, 4, (i) => ({ network: NET4, ...(i === 3 ? {} : { network6: NET6 }), etcd: { endpoints: [etcd!.url], prefix, leaseTTL: i <= 3 ? 6 : 600 } }));
-    etcd = new Etcd(s, c);
+    etcd = underlayEtcd(s, c.underlay);
     await etcd.start();
     const nodes = [1, 2, 3].map((i) => c.addNode(i));
     const watch = (n: Node) => background(s, n, [join(OUR_BIN, 'tscni'), 'vxlan', 'sync', '--watch', '--conf', n.confFile]);
     const watchers = nodes.map(watch);
     for (const n of nodes) await until(`node ${n.i} sees 2 peers`, () => routes4(n).length === 2);
     const [n1, n2, n3] = nodes as [Node, Node, Node];
-    const keys = () => etcd!.ctl('get', '--prefix', '--keys-only', `${prefix}/subnets/`).split('\n').filter(Boolean).sort();
+    const keys = () => etcd!.keys(`${prefix}/subnets/`).sort();
     expect(keys().filter((k) => k.includes('&'))).toHaveLength(2);
     await until('node 1 has node 2\'s IPv6 subnet', () => routes6(n1).length === 1);
     expect(routes6(n3)).toEqual([]);
@@ -359,12 +226,12 @@ describe('vxlan dual-stack overlay (etcd)', () => {
     // a lease exactly as flannel writes it (pkg/subnet/subnet.go MakeSubnetKey, pkg/lease/lease.go LeaseAttrs)
     const flannelKey = `${prefix}/subnets/10.244.200.0-24&fd00:10:244:c8::-64`;
     const flannelValue = { PublicIP: '192.168.100.200', PublicIPv6: 'fd00:100::c8', BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '02:aa:00:00:00:c8' }, BackendV6Data: { VNI: 1, VtepMAC: '02:bb:00:00:00:c8' } };
-    etcd.ctl('put', flannelKey, JSON.stringify(flannelValue));
+    etcd.ctl(['put', flannelKey, JSON.stringify(flannelValue)]);
     await until('node 1 routes to the flannel lease', () => routes6(n1).includes('fd00:10:244:c8::/64') && routes4(n1).includes('10.244.200.0/24'));
     expect(ipJson<any[]>(['-6', 'route', 'show', 'fd00:10:244:c8::/64', 'dev', DEVICE], n1.ns)[0]).toMatchObject({ gateway: 'fd00:10:244:c8::', flags: ['onlink'] });
     expect(ipJson<any[]>(['neigh', 'show', 'fd00:10:244:c8::', 'dev', DEVICE], n1.ns)[0]).toMatchObject({ lladdr: '02:aa:00:00:00:c8', state: ['PERMANENT'] });
     await until('node 3 (IPv4-only) routes to its IPv4 half', () => routes4(n3).includes('10.244.200.0/24'));
-    etcd.ctl('del', flannelKey);
+    etcd.ctl(['del', flannelKey]);
     await until('the flannel lease leaves', () => !routes6(n1).includes('fd00:10:244:c8::/64'));
 
     // join and leave of a dual-stack node

@@ -1,110 +1,34 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { EtcdServer } from '../support/etcd-server.ts';
 import { CNITOOL, OUR_BIN } from '../support/paths.ts';
 import { runAsync } from '../support/run-async.ts';
 import { Scope, sh, tryRun } from '../support/scope.ts';
 import { ipJson, pings } from '../support/kernel.ts';
+import { until } from '../support/until.ts';
+import { background, baseEnv, inNode, peerRoutes, tscni, VxlanCluster, type VxlanNode as Node, type VxlanPod } from '../support/vxlan-cluster.ts';
+import { DEVICE, underlayEtcd, underlayIp } from '../support/vxlan-node.ts';
 import { vtepMac } from '../../plugins/vxlan/peers.ts';
 
-/**
- * Simulated nodes: each node is a network namespace with `eth0` on an underlay bridge that lives in
- * its own namespace; pods are namespaces attached by the plugin, run inside the node's namespace.
- */
+/** Simulated nodes and pods (support/vxlan-cluster.ts), peers from a file or etcd. */
 
 const NETWORK = '10.244.0.0/16';
-const DEVICE = 'tscni.1';
-const underlayIp = (i: number) => `192.168.100.${i}`;
 
-interface Node {
-  i: number;
-  ns: string;
-  dir: string;
-  confFile: string;
-  conf: Record<string, unknown>;
-}
-
-interface Pod {
-  ns: string;
-  path: string;
-  id: string;
+interface Pod extends VxlanPod {
   ip: string;
-  node: Node;
-  result: any;
-}
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-  json: any;
-}
-
-function parse(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(process.env.TSCNI_LOG ? { TSCNI_LOG: process.env.TSCNI_LOG } : {}) });
-
-/** Runs argv inside a node's namespace. */
-function inNode(node: Node, argv: string[], env: Record<string, string> = {}, input?: string): Run {
-  const r = spawnSync('ip', ['netns', 'exec', node.ns, ...argv], { input, env: { ...baseEnv(), ...env }, encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', json: parse(r.stdout ?? '') };
 }
 
 /** The plugin binary exec'd by a runtime on that node. */
-function plugin(node: Node, command: string, pod: { path: string; id: string }, conf: unknown = node.conf, ifname = 'eth0'): Run {
+function plugin(node: Node, command: string, pod: { path: string; id: string }, conf: unknown = node.conf, ifname = 'eth0') {
   const env = { CNI_COMMAND: command, CNI_CONTAINERID: pod.id, CNI_NETNS: pod.path, CNI_IFNAME: ifname, CNI_PATH: OUR_BIN };
   return inNode(node, [join(OUR_BIN, 'vxlan')], env, JSON.stringify(conf));
 }
 
-const tscni = (node: Node, ...args: string[]) => inNode(node, [join(OUR_BIN, 'tscni'), ...args]);
-
-class Cluster {
-  readonly underlay: string;
-  readonly nodes: Node[] = [];
-  readonly peersFile: string;
-  private readonly dir: string;
-
-  constructor(
-    private readonly s: Scope,
-    private readonly extra: (i: number) => Record<string, unknown> = (i) => ({ subnet: `10.244.${i}.0/24`, peersFile: this.peersFile }),
-  ) {
-    this.dir = s.tmpdir();
-    this.peersFile = join(this.dir, 'peers.json');
-    this.underlay = s.netns('u').name;
-    sh(['ip', '-n', this.underlay, 'link', 'add', 'br0', 'type', 'bridge']);
-    sh(['ip', '-n', this.underlay, 'addr', 'add', '192.168.100.254/24', 'dev', 'br0']);
-    sh(['ip', '-n', this.underlay, 'link', 'set', 'br0', 'up']);
-  }
-
-  /** A node on the underlay with `eth0` = 192.168.100.i and a default route (the plugin's default underlay). */
-  addNode(i: number): Node {
-    const ns = this.s.netns('k').name;
-    sh(['ip', '-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `v${i}`, 'netns', this.underlay]);
-    sh(['ip', '-n', ns, 'addr', 'add', `${underlayIp(i)}/24`, 'dev', 'eth0']);
-    sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
-    sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', '192.168.100.254']);
-    sh(['ip', '-n', this.underlay, 'link', 'set', `v${i}`, 'master', 'br0', 'up']);
-    const dir = join(this.dir, `node${i}`);
-    mkdirSync(dir);
-    const conf = { cniVersion: '1.0.0', name: 'overlay', type: 'vxlan', network: NETWORK, stateDir: join(dir, 'state'), ipam: { dataDir: join(dir, 'ipam') }, ...this.extra(i) };
-    const confFile = join(dir, 'overlay.conflist');
-    writeFileSync(confFile, JSON.stringify({ cniVersion: '1.0.0', name: 'overlay', plugins: [{ ...conf, name: undefined, cniVersion: undefined }] }));
-    const node = { i, ns, dir, confFile, conf };
-    this.nodes.push(node);
-    return node;
-  }
-
-  writePeers(entries: unknown): void {
-    const tmp = `${this.peersFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify(entries));
-    sh(['mv', tmp, this.peersFile]);
+class Cluster extends VxlanCluster {
+  constructor(s: Scope, extra: (i: number, c: VxlanCluster) => Record<string, unknown> = (i, c) => ({ subnet: `10.244.${i}.0/24`, peersFile: c.peersFile })) {
+    super(s, (i, c) => ({ network: NETWORK, ...extra(i, c) }));
   }
 
   peerEntries(nodes = this.nodes) {
@@ -112,38 +36,9 @@ class Cluster {
   }
 
   addPod(node: Node): Pod {
-    const ns = this.s.netns('p');
-    const id = this.s.name('c');
-    const r = plugin(node, 'ADD', { path: ns.path, id });
-    expect(r.status, r.stdout + r.stderr).toBe(0);
-    const ip = String(r.json.ips[0].address).split('/')[0]!;
-    return { ns: ns.name, path: ns.path, id, ip, node, result: r.json };
+    const pod = this.attachPod(node);
+    return { ...pod, ip: String(pod.result.ips[0].address).split('/')[0]! };
   }
-}
-
-function peerRoutes(node: Node): string[] {
-  const r = tryRun(['ip', '-n', node.ns, '-json', 'route', 'show', 'dev', DEVICE]);
-  return r.status === 0 ? (JSON.parse(r.stdout) as any[]).filter((x) => x.gateway).map((x) => x.dst).sort() : [];
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** A background process inside a node, stopped on dispose. */
-function background(s: Scope, node: Node, argv: string[]): ChildProcess & { output: () => string } {
-  const child = spawn('ip', ['netns', 'exec', node.ns, ...argv], { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (b) => (output += b));
-  child.stderr!.on('data', (b) => (output += b));
-  s.defer(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return Object.assign(child, { output: () => output });
 }
 
 function nstat(ns: string): Record<string, number> {
@@ -429,56 +324,16 @@ describe('vxlan overlay (file peers)', () => {
   });
 });
 
-/** etcd in its own namespace on the underlay, with a temp data dir and a unique port; killed on dispose. */
-class Etcd {
-  readonly url: string;
-  readonly ns: string;
-  private readonly dataDir: string;
-  private readonly port = 20000 + Math.floor(Math.random() * 20000);
-  private proc: ChildProcess | undefined;
-
-  constructor(
-    private readonly s: Scope,
-    c: Cluster,
-  ) {
-    this.ns = s.netns('e').name;
-    sh(['ip', '-n', this.ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 've', 'netns', c.underlay]);
-    sh(['ip', '-n', this.ns, 'addr', 'add', '192.168.100.250/24', 'dev', 'eth0']);
-    sh(['ip', '-n', this.ns, 'link', 'set', 'eth0', 'up']);
-    sh(['ip', '-n', c.underlay, 'link', 'set', 've', 'master', 'br0', 'up']);
-    this.url = `http://192.168.100.250:${this.port}`;
-    this.dataDir = s.tmpdir();
-    s.defer(() => this.proc?.exitCode === null && this.proc.kill('SIGKILL'));
-  }
-
-  async start(): Promise<void> {
-    const peer = `http://127.0.0.1:${this.port + 1}`;
-    this.proc = spawn('ip', ['netns', 'exec', this.ns, 'etcd', '--name', 'default', '--data-dir', this.dataDir, '--listen-client-urls', this.url, '--advertise-client-urls', this.url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`], { stdio: 'ignore' });
-    await until('etcd healthy', () => tryRun(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.url, 'endpoint', 'health']).status === 0);
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    p.kill('SIGTERM');
-    await until('etcd stopped', () => p.exitCode !== null || p.signalCode !== null).catch(() => p.kill('SIGKILL'));
-  }
-
-  keys(prefix: string): string[] {
-    return sh(['ip', 'netns', 'exec', this.ns, 'etcdctl', '--endpoints', this.url, 'get', '--prefix', '--keys-only', prefix]).split('\n').filter(Boolean);
-  }
-}
-
 describe('vxlan overlay (etcd)', () => {
   const s = new Scope();
   afterEach(() => s.dispose());
 
   it('leases subnets, follows joins and leaves with --watch, survives an etcd restart', async () => {
-    let etcd: Etcd | undefined;
+    let etcd: EtcdServer | undefined;
     const prefix = `/${s.prefix}/network`;
     // the watching nodes use a short TTL (kept alive every 2 s); the others a long one
     const c = new Cluster(s, (i) => ({ etcd: { endpoints: [etcd!.url], prefix, leaseTTL: i <= 3 ? 6 : 600 } }));
-    etcd = new Etcd(s, c);
+    etcd = underlayEtcd(s, c.underlay);
     await etcd.start();
     const nodes = [1, 2, 3].map((i) => c.addNode(i));
     const watchers = nodes.map((n) => background(s, n, [join(OUR_BIN, 'tscni'), 'vxlan', 'sync', '--watch', '--conf', n.confFile]));
@@ -525,7 +380,7 @@ describe('vxlan overlay (etcd)', () => {
 
     // a node whose lease is revoked (or expired) leases again, and the others follow
     const state = JSON.parse(readFileSync(join(nodes[0]!.dir, 'state', `${DEVICE}.json`), 'utf8'));
-    sh(['ip', 'netns', 'exec', etcd.ns, 'etcdctl', '--endpoints', etcd.url, 'lease', 'revoke', BigInt(state.leaseId).toString(16)]);
+    etcd.ctl(['lease', 'revoke', BigInt(state.leaseId).toString(16)]);
     const key1 = `${prefix}/subnets/${state.subnet.replace('/', '-')}`;
     await until('node 1 leases again', () => etcd!.keys(prefix).includes(key1));
     await until('node 2 has node 1 again', () => peerRoutes(nodes[1]!).includes(state.subnet));

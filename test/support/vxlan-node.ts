@@ -1,3 +1,4 @@
+import { EtcdServer } from './etcd-server.ts';
 import { sh, type Scope } from './scope.ts';
 
 /**
@@ -25,16 +26,29 @@ export function underlay(s: Scope): string {
 }
 
 export const underlayIp = (i: number) => `192.168.100.${i}`;
+export const underlayIp6 = (i: number) => `fd00:100::${i}`;
+/** The IPv6 gateway of an underlay that has one (the caller adds it to br0). */
+export const UNDERLAY_GW6 = 'fd00:100::fe';
 
-/** Node `i` on that underlay: a namespace whose eth0 has underlayIp(i)/24 and a default route. */
-export function underlayNode(s: Scope, underlayNs: string, i: number): string {
+/**
+ * Node `i` on that underlay: a namespace whose eth0 has underlayIp(i)/24 and a default route, or
+ * with `family` 6 only underlayIp6(i)/64 and an IPv6 default route via UNDERLAY_GW6.
+ */
+export function underlayNode(s: Scope, underlayNs: string, i: number, family: 4 | 6 = 4): string {
   const ns = s.netns('k').name;
   sh(['ip', '-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `v${i}`, 'netns', underlayNs]);
-  sh(['ip', '-n', ns, 'addr', 'add', `${underlayIp(i)}/24`, 'dev', 'eth0']);
+  if (family === 4) sh(['ip', '-n', ns, 'addr', 'add', `${underlayIp(i)}/24`, 'dev', 'eth0']);
+  else sh(['ip', '-n', ns, 'addr', 'add', `${underlayIp6(i)}/64`, 'dev', 'eth0', 'nodad']);
   sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
-  sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', '192.168.100.254']);
+  if (family === 4) sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', '192.168.100.254']);
+  else sh(['ip', '-n', ns, '-6', 'route', 'add', 'default', 'via', UNDERLAY_GW6]);
   sh(['ip', '-n', underlayNs, 'link', 'set', `v${i}`, 'master', 'br0', 'up']);
   return ns;
+}
+
+/** etcd on that underlay, in a namespace of its own at underlayIp(250); started by the caller. */
+export function underlayEtcd(s: Scope, underlayNs: string): EtcdServer {
+  return new EtcdServer(s, underlayNode(s, underlayNs, 250), underlayIp(250));
 }
 
 /** The device every vxlan test node uses (the plugin's default for VNI 1). */
