@@ -215,6 +215,17 @@ export async function acquireLease(client: EtcdClient, conf: EtcdConf, req: Leas
     }
     const r = await client.putIf(key, value, leaseId, current ? { modRevision: current.kv.modRevision } : { absent: true });
     if (r.ok) {
+      // Create-if-absent guards one key, but a subnet can sit in several (flannel's dual-stack key
+      // joins both: `A&B` and an IPv4-only node's `A` are different keys). Of two nodes that took
+      // overlapping subnets at once, the older key wins; the younger gives its key up and retries.
+      const { kvs: now } = await client.rangePrefix(subnetsPrefix(conf));
+      const mineNow = now.find((kv) => kv.key === key);
+      const first = mineNow && now.map((kv) => held(conf, kv, req)).find((t) => t.kv.key !== key && !namesUs(t) && overlapsAny(t, choice) && t.kv.createRevision < mineNow.createRevision);
+      if (first) {
+        log.info('another node took an overlapping subnet first, retrying', { key, holder: first.kv.key });
+        await client.delete(key);
+        continue;
+      }
       for (const stale of taken.filter((t) => namesUs(t) && t.kv.key !== key && !notOurVxlan(parseLease(t.kv.value), req.vni))) {
         log.warn('removing an older lease of this node', { key: stale.kv.key });
         await client.delete(stale.kv.key);
