@@ -39,8 +39,8 @@ export interface RunOptions {
   /** Pass the child's stderr straight to ours (delegated plugins). */
   inheritStderr?: boolean;
   /**
-   * The child may run for as long as it likes (a delegated plugin, a tool waiting on a lock): make
-   * the kernel kill it when we die (see spawnArgv). Tools given their whole input at spawn need not.
+   * The child may run for as long as it likes (a delegated plugin): make the kernel kill it when we
+   * die (see spawnArgv). Tools given their whole input at spawn need not.
    */
   killWithParent?: boolean;
 }

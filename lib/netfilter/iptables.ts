@@ -49,10 +49,14 @@ export function parseIptablesSave(text: string): SavedTable {
  * Applies `*TABLE … COMMIT` text with `--noflush` in one spawn: the kernel takes it as one
  * transaction, so either every line applies or none does.
  */
+/** How long iptables-restore waits for another writer's xtables lock before it fails. */
+const XTABLES_WAIT_S = 10;
+
 export async function iptablesRestore(exec: Exec, family: Family, script: string): Promise<void> {
   if (script.trim() === '') return;
-  // -w waits for the xtables lock for as long as another writer holds it
-  const out = await exec.runAsync([RESTORE[family], '-w', '--noflush'], { input: script, allowFailure: true, killWithParent: true });
+  // a bounded wait for the xtables lock (legacy iptables; iptables-nft takes none): the process
+  // ends by itself within seconds, so it needs no parent-death signal (lib/exec.ts)
+  const out = await exec.runAsync([RESTORE[family], `--wait=${XTABLES_WAIT_S}`, '--noflush'], { input: script, allowFailure: true });
   if (out.status !== 0) throw new NetfilterError(out, script);
 }
 
