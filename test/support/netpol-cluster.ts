@@ -29,8 +29,6 @@ export interface NetpolNode {
   /** cnitool's NETCONFPATH and CNI_CACHEDIR. */
   confDir: string;
   cacheDir: string;
-  /** Whether `tscni policy sync` ran here: from then on it applies a diff. */
-  synced: boolean;
 }
 
 export interface NetpolPod {
@@ -67,7 +65,7 @@ function makeNode(s: Scope, name: string, netns: string, attachment: (dir: strin
   const netpol = { type: 'netpol', objects, stateDir: join(dir, 'netpol'), nodeName: name, podSubnets };
   // cnitool's libcni speaks spec versions up to 1.0.0
   const conflist = writeConflist(confDir, { cniVersion: '1.0.0', name: NETWORK, plugins: [attachment(dir), netpol] });
-  return { name, netns, objects, conflist, confDir, cacheDir: join(dir, 'cache'), synced: false };
+  return { name, netns, objects, conflist, confDir, cacheDir: join(dir, 'cache') };
 }
 
 /** Replaces a file by rename, so a reader never sees half of it. */
@@ -97,8 +95,8 @@ function writeObjects(dir: string, objects: unknown[]): void {
 /**
  * The apply step, the one place the suite puts policy into a node's kernel: the objects written
  * to the node's directory, then `tscni policy sync --conf` in the node's namespace (its diff
- * against what it applied last, or the full table the first time). An object sync rejects fails
- * the step: every object the cases write is valid.
+ * against what it applied last). An object sync rejects fails the step: every object the cases
+ * write is valid.
  */
 export async function applyObjects(node: NetpolNode, objects: unknown[]): Promise<void> {
   writeObjects(node.objects, objects);
@@ -108,10 +106,9 @@ export async function applyObjects(node: NetpolNode, objects: unknown[]): Promis
   const summary = jsonOrUndefined(r.stdout) as { rejected?: string[]; applied?: string } | undefined;
   if (!summary) throw new Error(`tscni policy sync on node ${node.name} printed no summary: ${r.stdout}${r.stderr}`);
   if (summary.rejected?.length) throw new Error(`tscni policy sync on node ${node.name} rejected objects:\n${summary.rejected.join('\n')}`);
-  // after the first sync the table exists and applied.json matches it: a full replace means the
-  // kernel refused sync's diff (sync falls back silently but for a warning), a bug to see here
-  if (node.synced && summary.applied === 'full') throw new Error(`tscni policy sync on node ${node.name} replaced the table instead of diffing: ${r.stderr}`);
-  node.synced = true;
+  // the first pod's ADD synced (no index yet), so the table and applied.json exist from then on: a
+  // full replace means the kernel refused sync's diff (sync falls back with only a warning)
+  if (summary.applied === 'full') throw new Error(`tscni policy sync on node ${node.name} replaced the table instead of diffing: ${r.stderr}`);
 }
 
 /** A pod's agent: JSON-line requests, answers matched by id. */
