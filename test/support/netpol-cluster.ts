@@ -229,8 +229,14 @@ export class NetpolCluster {
     return c;
   }
 
-  /** ADDs every pod on its node, then starts the agents and waits until all of them serve. */
+  /**
+   * ADDs every pod on its node, then starts the agents and waits until all of them serve. As in a
+   * cluster, the Namespace and Pod objects exist before the ADDs (podIPs still empty), so ADD
+   * takes the pod's labels from the index the first ADD's sync wrote.
+   */
   private async attach(s: Scope, nodeOf: (ns: string, pod: string) => NetpolNode): Promise<void> {
+    const scheduled = modelObjects({ ipsOf: () => [], nodeOf: (ns, pod) => nodeOf(ns, pod).name });
+    for (const node of this.nodes) writeObjects(node.objects, scheduled);
     for (const ns of NAMESPACES) {
       for (const name of PODS) {
         const key = `${ns}/${name}`;
