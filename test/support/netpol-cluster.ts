@@ -3,15 +3,15 @@
 // that play the nodes, one agent process per pod (netpol-agent.mjs) serving TCP/UDP 80 and 81 and
 // probing on request, and policy put into each node's kernel the way an operator does it: manifests
 // in the node's objects directory, then `tscni policy sync`. Everything it makes belongs to a Scope.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import type { Protocol } from '../../lib/netpol/objects.ts';
-import { jsonOrUndefined, writeConflist } from './cni.ts';
+import { cnitool, jsonOrUndefined, writeConflist } from './cni.ts';
 import { ALL_PODS, gridOf, modelObjects, NAMESPACES, PODS, type ModelOptions, type Stack } from './netpol-model.ts';
-import { CNITOOL, OUR_BIN, ROOT } from './paths.ts';
+import { OUR_BIN, ROOT } from './paths.ts';
 import { runAsync } from './run-async.ts';
 import type { Scope } from './scope.ts';
 import { underlay, underlayIp, underlayNode } from './vxlan-node.ts';
@@ -26,7 +26,7 @@ export interface NetpolNode {
   objects: string;
   /** The conflist (attachment plugin, then netpol) that cnitool runs and `tscni policy` reads. */
   conflist: string;
-  /** cnitool's NETCONFPATH and CNI_CACHEDIR. */
+  /** cnitool's NETCONFPATH (the conflist's directory) and CNI_CACHEDIR. */
   confDir: string;
   cacheDir: string;
 }
@@ -182,18 +182,10 @@ function startAgent(s: Scope, netns: string, label: string): Agent {
  */
 function chainAdd(node: NetpolNode, key: string, pod: { path: string; id: string }): { ips: { address: string }[] } {
   const [namespace, name] = key.split('/') as [string, string];
-  const env = {
-    ...baseEnv(),
-    NETCONFPATH: node.confDir,
-    CNI_PATH: OUR_BIN,
-    CNI_CACHEDIR: node.cacheDir,
-    CNI_IFNAME: 'eth0',
-    CNI_CONTAINERID: pod.id,
-    CNI_ARGS: `K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name}`,
-  };
-  const r = spawnSync('ip', ['netns', 'exec', node.netns, CNITOOL, 'add', NETWORK, pod.path], { env, encoding: 'utf8' });
+  const args = `K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name}`;
+  const r = cnitool('add', NETWORK, pod.path, { confDir: node.confDir, pluginDir: OUR_BIN, cacheDir: node.cacheDir, ifname: 'eth0', args, containerId: pod.id, netns: node.netns });
   if (r.status !== 0) throw new Error(`ADD of ${key} on ${node.name} failed: ${r.stdout}${r.stderr}`);
-  return JSON.parse(r.stdout);
+  return r.json;
 }
 
 const familyOf = (ip: string): Family => (ip.includes(':') ? 6 : 4);
