@@ -1,8 +1,9 @@
 // The upstream NetworkPolicy e2e truth tables (test/support/netpol-cases.ts, the table the unit
-// tests read) in a real kernel: 9 pods as network namespaces with agents that connect (TCP), echo
-// (UDP) and count SCTP INITs, each node's ruleset in its namespace, one `it` per upstream case
-// asserting every pair's verdict, on four topologies built once each; between cases only the
-// policies (and the labels update cases change) move, through the same diff a sync applies.
+// tests read) in a real kernel, through the product path: 9 pods as network namespaces attached by
+// the node's conflist (bridge or vxlan, then netpol) with agents that connect (TCP), echo (UDP) and
+// count SCTP INITs; one `it` per upstream case asserting every pair's verdict, on four topologies
+// built once each; between cases only the manifests in each node's objects directory (policies, and
+// the labels update cases change) move, and `tscni policy sync` diffs them into the kernel.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netpolCases, type Step } from '../support/netpol-cases.ts';
 import { NetpolCluster, type Family, type ProbeSpec } from '../support/netpol-cluster.ts';

@@ -47,6 +47,8 @@ export interface CnitoolEnv {
   args?: string;
   capArgs?: unknown;
   containerId?: string;
+  /** Run inside this /run/netns namespace (`ip netns exec`), as a runtime on a simulated node. */
+  netns?: string;
 }
 
 /** Writes a conflist (or conf) into confDir as NAME.conflist. */
@@ -70,6 +72,7 @@ export function cnitool(verb: 'add' | 'check' | 'del', net: string, netnsPath: s
   if (e.capArgs !== undefined) env.CAP_ARGS = JSON.stringify(e.capArgs);
   if (e.containerId) env.CNI_CONTAINERID = e.containerId;
   if (process.env.TSCNI_LOG) env.TSCNI_LOG = process.env.TSCNI_LOG;
-  const r = spawnSync(CNITOOL, [verb, net, netnsPath], { env, encoding: 'utf8' });
+  const argv = [...(e.netns ? ['ip', 'netns', 'exec', e.netns] : []), CNITOOL, verb, net, netnsPath];
+  const r = spawnSync(argv[0]!, argv.slice(1), { env, encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', json: jsonOrUndefined(r.stdout ?? '') };
 }
