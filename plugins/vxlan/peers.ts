@@ -168,17 +168,24 @@ function checkSubnet6(text: unknown, b: NonNullable<Bounds['v6']>, taken: Taken)
   return { subnet, cidr };
 }
 
-const LINK_LOCAL4 = parseCidr('169.254.0.0/16')!;
-const MULTICAST4 = parseCidr('224.0.0.0/4')!;
-const LOOPBACK4 = parseCidr('127.0.0.0/8')!;
 const LINK_LOCAL6 = parseCidr('fe80::/10')!;
 const MULTICAST6 = parseCidr('ff00::/8')!;
 
+/** `unusableVtep` for IPv4, as a number (see V4): 0.0.0.0, 255.255.255.255, 127/8, 169.254/16, 224/4. */
+function unusableVtep4(value: number): string | undefined {
+  const first = Math.floor(value / 2 ** 24);
+  if (value === 0 || value === 0xffffffff || first === 127) return 'not a unicast address';
+  if (Math.floor(value / 2 ** 16) === 0xa9fe) return 'link-local';
+  if (first >= 224 && first < 240) return 'multicast';
+  return undefined;
+}
+
 /** Why `ip` cannot be a VTEP's underlay address (a unicast address another node can send to), if it cannot. */
 export function unusableVtep(ip: Ip): string | undefined {
-  if (ip.value === 0n || (ip.family === 4 && ip.value === 0xffffffffn) || (ip.family === 6 && ip.value === 1n) || (ip.family === 4 && contains(LOOPBACK4, ip))) return 'not a unicast address';
-  if (contains(ip.family === 4 ? LINK_LOCAL4 : LINK_LOCAL6, ip)) return 'link-local';
-  if (contains(ip.family === 4 ? MULTICAST4 : MULTICAST6, ip)) return 'multicast';
+  if (ip.family === 4) return unusableVtep4(Number(ip.value));
+  if (ip.value === 0n || ip.value === 1n) return 'not a unicast address';
+  if (contains(LINK_LOCAL6, ip)) return 'link-local';
+  if (contains(MULTICAST6, ip)) return 'multicast';
   return undefined;
 }
 
@@ -190,18 +197,20 @@ function underlayOf(e: Record<string, unknown>, b: Bounds): Checked<{ ip: string
   if (e.ip !== undefined && typeof e.ip !== 'string') return `ip ${JSON.stringify(e.ip)} is not a string`;
   if (e.ip6 !== undefined && typeof e.ip6 !== 'string') return `ip6 ${JSON.stringify(e.ip6)} is not a string`;
   if (e.ip === undefined && e.ip6 === undefined) return 'needs "ip" or "ip6"';
-  const given: { field: string; text: string; ip: Ip | undefined; v4: RegExpExecArray | null }[] = [];
+  const given: { field: string; text: string; family: Family; v4: RegExpExecArray | null }[] = [];
   for (const field of ['ip', 'ip6'] as const) {
     const text = e[field];
     if (typeof text !== 'string') continue;
+    // canonical IPv4 (the usual underlay) is checked as a number from the match, as subnets are
     const v4 = V4.exec(text);
-    const ip = parseIp(text);
-    if (!ip || (field === 'ip6' && ip.family !== 6)) return `${field} ${JSON.stringify(text)} is not an ${field === 'ip6' ? 'IPv6' : 'IP'} address`;
-    const bad = unusableVtep(ip);
+    const ip = v4 ? undefined : parseIp(text);
+    const family = v4 ? 4 : ip?.family;
+    if (!family || (field === 'ip6' && family !== 6)) return `${field} ${JSON.stringify(text)} is not an ${field === 'ip6' ? 'IPv6' : 'IP'} address`;
+    const bad = v4 ? unusableVtep4(v4Value(v4)) : unusableVtep(ip!);
     if (bad) return `${field} ${text} is ${bad}: not an underlay address`;
-    given.push({ field, text: v4 ? text : formatIp(ip), ip, v4 });
+    given.push({ field, text: v4 ? text : formatIp(ip!), family, v4 });
   }
-  const ours = given.filter((g) => g.ip!.family === b.selfFamily);
+  const ours = given.filter((g) => g.family === b.selfFamily);
   const pick = ours.find((g) => g.field === 'ip6') ?? ours[0];
   if (!pick) return `${given.map((g) => `${g.field} ${g.text}`).join(' and ')} ${given.length > 1 ? 'are' : 'is'} not of our underlay's family (IPv${b.selfFamily})`;
   return { ip: pick.text, v4: pick.v4, mac: pick.field === 'ip6' && e.mac6 !== undefined ? e.mac6 : e.mac };

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { parseVxlanConf } from '../../plugins/vxlan/conf.ts';
 import { bridgeConf } from '../../plugins/vxlan/index.ts';
 import { etcdPeerInputs, leaseValue, subnetKey, subnetsOfKey } from '../../plugins/vxlan/etcd-registry.ts';
-import { validatePeers, vtepMac, type PeerInput } from '../../plugins/vxlan/peers.ts';
+import { unusableVtep, validatePeers, vtepMac, type PeerInput } from '../../plugins/vxlan/peers.ts';
 import { prefixEnd } from '../../lib/etcd/client.ts';
-import { canonicalIp, formatCidr, parseSubnet } from '../../lib/net/ip.ts';
+import { canonicalIp, formatCidr, parseIp, parseSubnet } from '../../lib/net/ip.ts';
 
 const network = { network: parseSubnet('10.244.0.0/16')!, network6: undefined };
 const self = { subnet: parseSubnet('10.244.1.0/24')!, subnet6: undefined, ip: '192.168.100.1' };
@@ -66,6 +66,34 @@ describe('validatePeers', () => {
       const { peers } = validatePeers(inputs({ subnet: `10.9.${i}.0/24`, ip }), wide, cluster, 1);
       // 0.0.0.0 and the broadcast address are no unicast underlay addresses
       expect(peers.map((p) => p.ip), ip).toEqual(canonicalIp(ip) === ip && !['0.0.0.0', '255.255.255.255'].includes(ip) ? [ip] : []);
+    }
+  });
+
+  it('refuses IPv4 underlay addresses at the edges of the unusable ranges, and only those', () => {
+    const cases: [string, string | undefined][] = [
+      ['0.0.0.0', 'not a unicast address'],
+      ['0.0.0.1', undefined],
+      ['255.255.255.255', 'not a unicast address'],
+      ['255.255.255.254', undefined],
+      ['126.255.255.255', undefined],
+      ['127.0.0.0', 'not a unicast address'],
+      ['127.255.255.255', 'not a unicast address'],
+      ['128.0.0.0', undefined],
+      ['169.253.255.255', undefined],
+      ['169.254.0.0', 'link-local'],
+      ['169.254.255.255', 'link-local'],
+      ['169.255.0.0', undefined],
+      ['223.255.255.255', undefined],
+      ['224.0.0.0', 'multicast'],
+      ['239.255.255.255', 'multicast'],
+      ['240.0.0.0', undefined],
+    ];
+    for (const [ip, reason] of cases) {
+      expect(unusableVtep(parseIp(ip)!), ip).toBe(reason);
+      // the peer list takes the regex path (a number from the match): the same verdict
+      const { peers, rejected } = validatePeers(inputs({ subnet: '10.244.2.0/24', ip }), self, network, 1);
+      expect(rejected.map((r) => r.reason), ip).toEqual(reason ? [`ip ${ip} is ${reason}: not an underlay address`] : []);
+      expect(peers.length, ip).toBe(reason ? 0 : 1);
     }
   });
 
