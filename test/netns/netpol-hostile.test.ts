@@ -199,11 +199,11 @@ spec:
       log = reasons(raw);
     });
     const until = async (what: () => boolean) => {
-      for (let i = 0; i < 250 && !what(); i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 1500 && !what(); i++) await new Promise((r) => setTimeout(r, 20));
       return what();
     };
     // the first sync logs the hostile files already there (ghost.json is valid: nothing of it)
-    expect(await until(() => log.includes('networkpolicy x/allow-client: duplicate name'))).toBe(true);
+    expect(await until(() => log.includes('networkpolicy x/allow-client: duplicate name')), raw).toBe(true);
     node.write('watch-bad.yaml', JSON.stringify(np('x', 'watch-bad', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['::/0'] } }] }] })));
     expect(await until(() => log.includes('networkpolicy x/watch-bad'))).toBe(true);
     expect(log).toMatch(/networkpolicy x\/watch-bad: spec\.ingress\[0\]\.from\[0\]\.ipBlock\.except\[0\]: "::\/0" is not of the family/);
